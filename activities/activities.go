@@ -1,0 +1,224 @@
+// Package activities holds every side effect of Airlock's workflows: reading
+// sources, writing the staging and workspace stores, writing RO-Crates,
+// resolving policies. Each activity is a method on Activities, which holds the
+// dependencies; each takes one input struct and returns one result struct
+// carrying references, sizes and digests, never file bytes or secrets.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/airlockhq/airlock/connectors"
+	"github.com/airlockhq/airlock/model"
+)
+
+// Activities holds what the activities need. The worker builds one from its
+// config and registers its methods.
+type Activities struct {
+	Staging    connectors.Store    // the quarantine
+	Workspaces connectors.Store    // approved data, one folder per workspace
+	Sources    connectors.Registry // connection type -> source factory
+	Policies   *model.PolicyBook   // approval policies, their selection and the directory
+	Transfer   TransferConfig
+}
+
+// TransferConfig tunes copying.
+type TransferConfig struct {
+	// BufferSize is the copy buffer, in bytes (default 1 MiB).
+	BufferSize int
+	// CheckpointEvery is how often a copy makes its progress durable and
+	// heartbeats it (default 2s).
+	CheckpointEvery time.Duration
+	// MaxBytesPerSecond limits each copy's rate, to spare a source; 0 means no limit.
+	MaxBytesPerSecond int64
+}
+
+func (t TransferConfig) withDefaults() TransferConfig {
+	if t.BufferSize <= 0 {
+		t.BufferSize = 1 << 20
+	}
+	if t.CheckpointEvery <= 0 {
+		t.CheckpointEvery = 2 * time.Second
+	}
+	return t
+}
+
+// Error types that the workflow recognises in an ApplicationError.
+const (
+	ErrTypeBadInput = "BadInput"
+)
+
+// nonRetryable turns a bad-input error into a non-retryable Temporal error,
+// so a problem retrying cannot fix fails the request at once with its reason.
+func nonRetryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if connectors.IsBadInput(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
+	}
+	var fe model.FieldErrors
+	if errors.As(err, &fe) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
+	}
+	return err
+}
+
+// StagingPrefix is where a request's crate sits in the staging store.
+func StagingPrefix(requestID string) string { return requestID }
+
+// WorkspacePrefix is where a released request's crate sits in the workspace store.
+func WorkspacePrefix(workspace, dataSource, requestID string) string {
+	return path.Join(workspace, dataSource, requestID)
+}
+
+// CrateFile is the RO-Crate metadata file's name within a crate.
+const CrateFile = "ro-crate-metadata.json"
+
+// BindingFile is where a release records its AnalyticsWorkspaceDataBinding.
+const BindingFile = "airlock-binding.yaml"
+
+// ---- ResolvePolicy ----
+
+// ResolvePolicyInput asks which policy governs a request.
+type ResolvePolicyInput struct {
+	Project   string     `json:"project"`
+	Kind      model.Kind `json:"kind"`
+	Requested string     `json:"requested,omitempty"` // --policy, when given
+}
+
+// ResolvePolicyResult is the policy snapshot and the directory of its roles.
+type ResolvePolicyResult struct {
+	Policy    model.Policy    `json:"policy"`
+	Directory model.Directory `json:"directory"`
+}
+
+// ResolvePolicy picks the policy for a request and snapshots the directory
+// members of its roles. A policy that is not allowed for the project is bad
+// input: the request fails at once, naming the policies it may use.
+func (a *Activities) ResolvePolicy(ctx context.Context, in ResolvePolicyInput) (ResolvePolicyResult, error) {
+	p, err := a.Policies.Select(in.Project, in.Kind, in.Requested)
+	if err != nil {
+		return ResolvePolicyResult{}, nonRetryable(err)
+	}
+	return ResolvePolicyResult{Policy: p, Directory: a.Policies.Directory(p)}, nil
+}
+
+// ---- PlanImport ----
+
+// PlanImportInput names the data source whose objects to list.
+type PlanImportInput struct {
+	DataSource model.DataSource `json:"datasource"`
+}
+
+// PlannedObject is one object's files.
+type PlannedObject struct {
+	Object int               `json:"object"` // index in spec.objects
+	Source string            `json:"source"` // human-readable location
+	Items  []connectors.Item `json:"items"`
+}
+
+// PlanImportResult lists every file the import will copy.
+type PlanImportResult struct {
+	Objects    []PlannedObject `json:"objects"`
+	Files      int             `json:"files"`
+	TotalBytes int64           `json:"total_bytes"` // of files whose size is known
+}
+
+// PlanImport lists the files of every object, so the workflow knows the
+// whole import before copying anything and can refuse two objects that would
+// write the same file.
+func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanImportResult, error) {
+	var out PlanImportResult
+	owner := map[string]int{}
+	for i, obj := range in.DataSource.Spec.Objects {
+		activity.RecordHeartbeat(ctx, i)
+		src, err := a.source(in.DataSource, obj)
+		if err != nil {
+			return out, nonRetryable(err)
+		}
+		items, err := src.List(ctx, obj)
+		if err != nil {
+			return out, nonRetryable(fmt.Errorf("spec.objects[%d] (%s): %w", i, obj.Describe(), err))
+		}
+		for _, it := range items {
+			if j, dup := owner[it.Path]; dup {
+				return out, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("spec.objects[%d] (%s) and spec.objects[%d] both yield the file %q: make the objects' paths not overlap", i, obj.Describe(), j, it.Path),
+					ErrTypeBadInput, nil)
+			}
+			owner[it.Path] = i
+			out.Files++
+			if it.Size > 0 {
+				out.TotalBytes += it.Size
+			}
+		}
+		out.Objects = append(out.Objects, PlannedObject{Object: i, Source: src.Describe(), Items: items})
+	}
+	return out, nil
+}
+
+func (a *Activities) source(ds model.DataSource, obj model.Object) (connectors.Source, error) {
+	name := obj.ConnectionName()
+	conn, ok := ds.Connection(name)
+	if !ok {
+		return nil, connectors.BadInput("no connection named %q in spec.connections", name)
+	}
+	return a.Sources.Source(conn)
+}
+
+// ---- DeleteArea ----
+
+// Zones a DeleteArea can remove from.
+const (
+	ZoneStaging   = "staging"
+	ZoneWorkspace = "workspace"
+)
+
+// DeleteAreaInput names an area (a request's folder) of a zone to remove.
+type DeleteAreaInput struct {
+	Zone   string `json:"zone"`
+	Prefix string `json:"prefix"`
+}
+
+// DeleteAreaResult says what was removed.
+type DeleteAreaResult struct {
+	Removed int `json:"removed"` // committed files removed (partial files go too)
+}
+
+// DeleteArea removes a request's area from staging (after it ends) or from
+// a workspace (after a release that failed part-way), partial files included.
+func (a *Activities) DeleteArea(ctx context.Context, in DeleteAreaInput) (DeleteAreaResult, error) {
+	var store connectors.Store
+	switch in.Zone {
+	case ZoneStaging:
+		store = a.Staging
+	case ZoneWorkspace:
+		store = a.Workspaces
+	default:
+		return DeleteAreaResult{}, nonRetryable(connectors.BadInput("zone: unknown zone %q (expected %s or %s)", in.Zone, ZoneStaging, ZoneWorkspace))
+	}
+	files, err := store.List(ctx, in.Prefix)
+	if err != nil {
+		return DeleteAreaResult{}, nonRetryable(err)
+	}
+	if err := store.DeletePrefix(ctx, in.Prefix); err != nil {
+		return DeleteAreaResult{}, nonRetryable(err)
+	}
+	activity.GetLogger(ctx).Info("area removed", "zone", in.Zone, "prefix", in.Prefix, "files", len(files))
+	return DeleteAreaResult{Removed: len(files)}, nil
+}
+
+func sortedFiles(files []model.FileRecord) []model.FileRecord {
+	out := append([]model.FileRecord(nil), files...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}

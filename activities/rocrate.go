@@ -1,0 +1,248 @@
+package activities
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/model"
+)
+
+// RO-Crate and profile identifiers the crates conform to.
+const (
+	ROCrateContext   = "https://w3id.org/ro/crate/1.2/context"
+	ROCrateSpec      = "https://w3id.org/ro/crate/1.2"
+	FiveSafesSpec    = "https://w3id.org/5s-crate/0.4"
+	fiveSafesSignOff = "https://w3id.org/shp#SignOff"
+)
+
+// CrateInput is everything a crate describes. Release is set once the
+// request has been approved and released.
+type CrateInput struct {
+	Request     model.RequestStatus `json:"request"`
+	DataSource  model.DataSource    `json:"datasource"`
+	Extractions []Extraction        `json:"extractions"`
+	Release     *CrateRelease       `json:"release,omitempty"`
+}
+
+// CrateRelease describes the release into a workspace.
+type CrateRelease struct {
+	Workspace string    `json:"workspace"`
+	Binding   string    `json:"binding"` // the binding document's name
+	At        time.Time `json:"at"`
+	Location  string    `json:"location"`
+}
+
+type entity map[string]any
+
+func ref(id string) entity { return entity{"@id": id} }
+
+func refs(ids []string) []entity {
+	out := make([]entity, len(ids))
+	for i, id := range ids {
+		out[i] = ref(id)
+	}
+	return out
+}
+
+// BuildCrate renders ro-crate-metadata.json (RO-Crate 1.2): the root Dataset
+// from the data source document, its publisher, contact and project, a File
+// per file with contentSize, encodingFormat and sha256, a CreateAction per
+// extracted object, and, once decided, the review record in the Five Safes
+// RO-Crate vocabulary: an AssessAction per decision, naming its agent, time,
+// comment and the manifest digest it approved.
+func BuildCrate(in CrateInput) ([]byte, error) {
+	r, ds := in.Request, in.DataSource
+	spec := ds.Spec
+	files := sortedFiles(r.Files)
+	var graph []entity
+
+	graph = append(graph, entity{
+		"@id":        CrateFile,
+		"@type":      "CreativeWork",
+		"conformsTo": []entity{ref(ROCrateSpec), ref(FiveSafesSpec)},
+		"about":      ref("./"),
+	})
+
+	fileIDs := make([]string, len(files))
+	for i, f := range files {
+		fileIDs[i] = f.Path
+	}
+	published := r.CreatedAt
+	if r.ExtractedAt != nil {
+		published = *r.ExtractedAt
+	}
+	orgID := "#organisation-" + slug(spec.Publisher.Organisation)
+	contactID := "#person-" + slug(spec.Publisher.Contact.Name)
+	projectID := "#project-" + spec.Project.ID
+	root := entity{
+		"@id":           "./",
+		"@type":         "Dataset",
+		"identifier":    r.ID,
+		"name":          spec.DisplayName,
+		"description":   strings.TrimSpace(spec.Description),
+		"datePublished": published.UTC().Format(time.RFC3339),
+		"publisher":     ref(orgID),
+		"contactPoint":  ref(contactID),
+		"hasPart":       refs(fileIDs),
+		"alternateName": ds.Metadata.Name,
+		"keywords":      []string{"airlock", string(r.Kind), "project:" + spec.Project.ID},
+	}
+	root["isPartOf"] = ref(projectID)
+	if strings.TrimSpace(spec.License) != "" {
+		root["license"] = ref("#license")
+	}
+	var mentions []string
+	for _, e := range in.Extractions {
+		mentions = append(mentions, fmt.Sprintf("#extraction-%d", e.Index))
+	}
+	decisionIDs := decisionIDs(r)
+	mentions = append(mentions, decisionIDs...)
+	if in.Release != nil {
+		mentions = append(mentions, "#release")
+	}
+	if len(mentions) > 0 {
+		root["mentions"] = refs(mentions)
+	}
+	graph = append(graph, root)
+
+	if strings.TrimSpace(spec.License) != "" {
+		graph = append(graph, entity{"@id": "#license", "@type": "CreativeWork", "name": "Licence for " + spec.DisplayName, "description": strings.TrimSpace(spec.License)})
+	}
+	graph = append(graph,
+		entity{"@id": orgID, "@type": "Organization", "name": spec.Publisher.Organisation, "contactPoint": ref(contactID)},
+		personEntity(contactID, spec.Publisher.Contact),
+		entity{"@id": projectID, "@type": "Project", "identifier": spec.Project.ID, "name": "Project " + spec.Project.ID},
+	)
+	for _, f := range files {
+		e := entity{"@id": f.Path, "@type": "File", "name": lastSegment(f.Path), "contentSize": strconv.FormatInt(f.Size, 10), "sha256": f.SHA256}
+		if f.EncodingFormat != "" {
+			e["encodingFormat"] = f.EncodingFormat
+		}
+		graph = append(graph, e)
+	}
+
+	requesterID := "#user-" + slug(r.Requester)
+	people := map[string]bool{requesterID: true}
+	graph = append(graph, entity{"@id": requesterID, "@type": "Person", "name": r.Requester})
+	instruments := map[string]bool{}
+	for _, e := range in.Extractions {
+		instID := "#instrument-" + slug(e.Instrument.Name)
+		if !instruments[instID] {
+			instruments[instID] = true
+			graph = append(graph, entity{"@id": instID, "@type": "SoftwareApplication", "name": e.Instrument.Name, "version": e.Instrument.Version})
+		}
+		srcID := fmt.Sprintf("#source-%d", e.Index)
+		graph = append(graph,
+			entity{"@id": srcID, "@type": "CreativeWork", "name": e.Object, "description": e.Source},
+			entity{
+				"@id": fmt.Sprintf("#extraction-%d", e.Index), "@type": "CreateAction",
+				"name":         "Extract " + e.Object + " into quarantine",
+				"agent":        ref(requesterID),
+				"instrument":   ref(instID),
+				"object":       ref(srcID),
+				"result":       refs(e.Files),
+				"startTime":    e.StartedAt.UTC().Format(time.RFC3339Nano),
+				"endTime":      e.EndedAt.UTC().Format(time.RFC3339Nano),
+				"actionStatus": "http://schema.org/CompletedActionStatus",
+			})
+	}
+
+	if len(decisionIDs) > 0 {
+		manifestID := "#manifest"
+		graph = append(graph, entity{"@id": manifestID, "@type": "PropertyValue", "name": "manifest digest",
+			"description": "SHA-256 over the files sorted by path, one \"path<TAB>size<TAB>sha256\\n\" line each",
+			"value":       r.ManifestDigest})
+		policyID := "#policy-" + slug(r.Policy)
+		graph = append(graph, entity{"@id": policyID, "@type": "CreativeWork", "name": "Approval policy " + r.Policy})
+		i := 0
+		for _, s := range r.Stages {
+			for _, d := range s.Decisions {
+				agentID := "#user-" + slug(d.By)
+				if !people[agentID] {
+					people[agentID] = true
+					graph = append(graph, entity{"@id": agentID, "@type": "Person", "name": d.By})
+				}
+				status := "http://schema.org/CompletedActionStatus"
+				if d.Decision == model.Reject {
+					status = "http://schema.org/FailedActionStatus"
+				}
+				e := entity{
+					"@id": decisionIDs[i], "@type": "AssessAction",
+					"additionalType": ref(fiveSafesSignOff),
+					"name":           fmt.Sprintf("Stage %s (role %s): %s by %s", s.Name, s.Role, d.Decision, d.By),
+					"agent":          ref(agentID),
+					"object":         []entity{ref("./"), ref(manifestID)},
+					"instrument":     ref(policyID),
+					"endTime":        d.At.UTC().Format(time.RFC3339Nano),
+					"actionStatus":   status,
+					"result":         entity{"@type": "PropertyValue", "name": "approved manifest digest", "value": d.ManifestDigest},
+					"description":    fmt.Sprintf("%s (via %s)", d.Comment, d.Via),
+				}
+				if d.Comment == "" {
+					e["description"] = "no comment (via " + d.Via + ")"
+				}
+				graph = append(graph, e)
+				i++
+			}
+		}
+	}
+	if in.Release != nil {
+		graph = append(graph, entity{
+			"@id": "#release", "@type": "TransferAction",
+			"name":         fmt.Sprintf("Release into workspace %s (binding %s)", in.Release.Workspace, in.Release.Binding),
+			"object":       ref("./"),
+			"toLocation":   in.Release.Location,
+			"endTime":      in.Release.At.UTC().Format(time.RFC3339Nano),
+			"actionStatus": "http://schema.org/CompletedActionStatus",
+			"result":       ref(BindingFile),
+		}, entity{"@id": BindingFile, "@type": "File", "name": "AnalyticsWorkspaceDataBinding " + in.Release.Binding, "encodingFormat": "application/yaml"})
+	}
+	return json.MarshalIndent(entity{"@context": ROCrateContext, "@graph": graph}, "", "  ")
+}
+
+func decisionIDs(r model.RequestStatus) []string {
+	var ids []string
+	for _, s := range r.Stages {
+		for j := range s.Decisions {
+			ids = append(ids, fmt.Sprintf("#decision-%s-%d", s.Name, j+1))
+		}
+	}
+	return ids
+}
+
+func personEntity(id string, c model.Contact) entity {
+	e := entity{"@id": id, "@type": "Person", "name": c.Name}
+	if c.Role != "" {
+		e["jobTitle"] = c.Role
+	}
+	if c.Email != "" {
+		e["email"] = c.Email
+	}
+	return e
+}
+
+func lastSegment(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// slug makes a fragment identifier from a name.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '.' || r == '@' || r == '_' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}

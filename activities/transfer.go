@@ -1,0 +1,164 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/airlockhq/airlock/connectors"
+)
+
+// FileCheckpoint is how far the copy of one file had durably got when it last
+// heartbeated: the store's checkpoint and the SHA-256 state over exactly those
+// bytes, so a retried attempt continues the same hash instead of re-reading.
+type FileCheckpoint struct {
+	Key       string                `json:"key"`
+	Store     connectors.Checkpoint `json:"store"`
+	HashState []byte                `json:"hash_state"`
+}
+
+// copyJob is one file to copy into a store.
+type copyJob struct {
+	key  string
+	open func(ctx context.Context, offset int64) (io.ReadCloser, error)
+	// size is the expected size, or -1 when unknown.
+	size int64
+	// sha256, when set, is the digest the bytes must have: a mismatch throws
+	// the copy away and fails without retry (release copies approved bytes only).
+	sha256 string
+}
+
+// copied is what a finished copy measured.
+type copied struct {
+	Size    int64
+	SHA256  string
+	Resumed int64 // bytes not copied again thanks to a checkpoint
+}
+
+// ErrTypeDigestMismatch marks staged bytes that no longer match what was approved.
+const ErrTypeDigestMismatch = "DigestMismatch"
+
+// copyFile streams job into dst, hashing in the same pass. With a checkpoint
+// for the same key it resumes; every CheckpointEvery it makes progress durable
+// and hands a new checkpoint to onCheckpoint (which heartbeats it). Memory use
+// is one buffer, whatever the file's size.
+func (a *Activities) copyFile(ctx context.Context, dst connectors.Store, job copyJob, resume *FileCheckpoint, onCheckpoint func(FileCheckpoint, int64)) (copied, error) {
+	cfg := a.Transfer.withDefaults()
+	h := sha256.New()
+	var from *connectors.Checkpoint
+	if resume != nil && resume.Key == job.key && len(resume.HashState) > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(resume.HashState); err == nil {
+			from = &resume.Store
+		} else {
+			h.Reset()
+		}
+	}
+	w, err := dst.Create(ctx, job.key, from)
+	if err != nil {
+		return copied{}, err
+	}
+	offset := w.Offset()
+	resumed := int64(0)
+	if from != nil && offset == from.Offset {
+		resumed = offset
+	} else {
+		h.Reset()
+		if offset != 0 {
+			_ = w.Abort()
+			return copied{}, fmt.Errorf("store resumed %s at %d bytes without a matching checkpoint", job.key, offset)
+		}
+	}
+	r, err := job.open(ctx, offset)
+	if err != nil {
+		_ = w.Abort()
+		return copied{}, err
+	}
+	defer r.Close()
+
+	var limiter *rate.Limiter
+	if cfg.MaxBytesPerSecond > 0 {
+		burst := cfg.BufferSize
+		if int64(burst) > cfg.MaxBytesPerSecond {
+			burst = int(cfg.MaxBytesPerSecond)
+		}
+		limiter = rate.NewLimiter(rate.Limit(cfg.MaxBytesPerSecond), burst)
+	}
+	buf := make([]byte, cfg.BufferSize)
+	if limiter != nil && limiter.Burst() < len(buf) {
+		buf = buf[:limiter.Burst()]
+	}
+	last := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			// Keep the partial file: a retry resumes from the last checkpoint.
+			return copied{}, err
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if limiter != nil {
+				if err := limiter.WaitN(ctx, n); err != nil {
+					return copied{}, err
+				}
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				return copied{}, fmt.Errorf("writing %s: %w", dst.URL(job.key), err)
+			}
+			h.Write(buf[:n])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return copied{}, fmt.Errorf("reading the source of %s at byte %d: %w", job.key, w.Offset(), rerr)
+		}
+		if time.Since(last) >= cfg.CheckpointEvery {
+			last = time.Now()
+			if err := checkpoint(w, h, job.key, onCheckpoint); err != nil {
+				return copied{}, err
+			}
+		}
+	}
+	size := w.Offset()
+	sum := hex.EncodeToString(h.Sum(nil))
+	if job.size >= 0 && size != job.size {
+		_ = w.Abort()
+		return copied{}, fmt.Errorf("%s: read %d bytes but the source said %d; the source changed while it was copied, so the copy is retried", job.key, size, job.size)
+	}
+	if job.sha256 != "" && sum != job.sha256 {
+		_ = w.Abort()
+		return copied{}, digestMismatch(job.key, job.sha256, sum)
+	}
+	if err := w.Commit(); err != nil {
+		return copied{}, fmt.Errorf("publishing %s: %w", dst.URL(job.key), err)
+	}
+	return copied{Size: size, SHA256: sum, Resumed: resumed}, nil
+}
+
+func checkpoint(w connectors.Writer, h hash.Hash, key string, onCheckpoint func(FileCheckpoint, int64)) error {
+	cp, err := w.Checkpoint()
+	if err != nil {
+		return fmt.Errorf("checkpointing %s: %w", key, err)
+	}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if onCheckpoint != nil {
+		onCheckpoint(FileCheckpoint{Key: key, Store: cp, HashState: state}, cp.Offset)
+	}
+	return nil
+}
+
+var errDigestMismatch = errors.New("digest mismatch")
+
+func digestMismatch(key, want, got string) error {
+	return &connectors.BadInputError{Err: fmt.Errorf("%w: %s has SHA-256 %s but %s was approved; nothing was published under that name: the staged copy changed after approval, so investigate the staging store and start a new request", errDigestMismatch, key, got, want)}
+}

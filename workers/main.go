@@ -1,0 +1,114 @@
+// Command worker runs Airlock's workflows and activities: it polls the
+// airlock task queue of the Temporal server named by the standard TEMPORAL_*
+// environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS and API key).
+//
+//	go run ./workers --config deploy/dev/airlock.yaml
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/airlockhq/airlock/activities"
+	"github.com/airlockhq/airlock/connectors/file"
+	"github.com/airlockhq/airlock/connectors/localstore"
+	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/version"
+	"github.com/airlockhq/airlock/workflows"
+)
+
+func main() {
+	configPath := flag.String("config", os.Getenv("AIRLOCK_CONFIG"), "worker config file (or AIRLOCK_CONFIG)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(*configPath, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "airlock worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath string, logger *slog.Logger) error {
+	if configPath == "" {
+		return fmt.Errorf("no config: pass --config FILE (for development: --config deploy/dev/airlock.yaml)")
+	}
+	cfg, book, err := LoadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	acts, err := NewActivities(cfg, &book)
+	if err != nil {
+		return err
+	}
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return fmt.Errorf("reading the TEMPORAL_* environment: %w", err)
+	}
+	opts.Logger = sdklog.NewStructuredLogger(logger)
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("connecting to Temporal at %s: %w (is the server running? set TEMPORAL_ADDRESS)", addressOf(opts), err)
+	}
+	defer c.Close()
+	w := worker.New(c, cfg.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
+		WorkerStopTimeout:                  10 * time.Second,
+	})
+	Register(w, acts)
+	logger.Info("airlock worker starting", "version", version.Version, "address", addressOf(opts), "namespace", opts.Namespace,
+		"task_queue", cfg.TaskQueue, "staging", cfg.Stores.Staging.Path, "workspaces", cfg.Stores.Workspaces.Path,
+		"policies", len(book.Policies))
+	return w.Run(worker.InterruptCh())
+}
+
+// Register registers every workflow and activity on w.
+func Register(w worker.Registry, acts *activities.Activities) {
+	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflowOptions(workflows.ImportWorkflowName))
+	w.RegisterActivity(acts)
+}
+
+// NewActivities builds the activities' dependencies from the config.
+func NewActivities(cfg *Config, book *model.PolicyBook) (*activities.Activities, error) {
+	staging, err := localstore.New(cfg.Stores.Staging.Path)
+	if err != nil {
+		return nil, fmt.Errorf("stores.staging.path: %w", err)
+	}
+	workspaces, err := localstore.New(cfg.Stores.Workspaces.Path)
+	if err != nil {
+		return nil, fmt.Errorf("stores.workspaces.path: %w", err)
+	}
+	return &activities.Activities{
+		Staging:    staging,
+		Workspaces: workspaces,
+		Sources:    file.Factories(file.Config{FileRoot: cfg.Sources.FileRoot, PVCRoot: cfg.Sources.PVCRoot}),
+		Policies:   book,
+		Transfer: activities.TransferConfig{
+			BufferSize:        cfg.Transfer.BufferSize,
+			CheckpointEvery:   time.Duration(cfg.Transfer.CheckpointEvery),
+			MaxBytesPerSecond: cfg.Transfer.MaxBytesPerSecond,
+		},
+	}, nil
+}
+
+func addressOf(o client.Options) string {
+	if o.HostPort == "" {
+		return client.DefaultHostPort
+	}
+	return o.HostPort
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func workflowOptions(name string) workflow.RegisterOptions {
+	return workflow.RegisterOptions{Name: name}
+}
