@@ -62,6 +62,10 @@ func run(configPath string, logger *slog.Logger) error {
 	defer c.Close()
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
+		// Send each copy checkpoint to the server when it is made, not
+		// batched for 80% of the heartbeat timeout: a crash then loses at
+		// most one checkpoint interval of copying.
+		MaxHeartbeatThrottleInterval: time.Duration(cfg.Transfer.CheckpointEvery),
 		WorkerStopTimeout:                  10 * time.Second,
 	})
 	Register(w, acts)

@@ -10,7 +10,7 @@ set -euo pipefail
 CACHE="${AIRLOCK_CACHE:-$HOME/.cache/airlock}"
 BIN="$CACHE/bin"
 TEMPORAL_CLI_VERSION=v1.5.1          # later versions cannot be go-installed
-WORKFLOWCHECK_VERSION=v0.3.0
+WORKFLOWCHECK_VERSION=v0.6.0
 mkdir -p "$BIN"
 
 # install NAME MODULE VERSION: go install MODULE@VERSION into $BIN unless the
