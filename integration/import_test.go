@@ -296,3 +296,49 @@ func recordHistory(t *testing.T, c client.Client, id, path string) {
 	must(t, os.WriteFile(path, data, 0o644))
 	t.Logf("recorded the history of %s in %s", id, path)
 }
+
+// TestImportCancelledAndFailed covers the other ends: a requester cancels a
+// request awaiting approval, and an object naming a missing file fails the
+// import at once with a reason naming it.
+func TestImportCancelledAndFailed(t *testing.T) {
+	c := needServer(t)
+	e := newEnv(t, "  checkpointEvery: 1s")
+	doc := e.writeSource("cancel-source", map[string][]byte{"a.csv": []byte("x\n1\n")}, "  - file: {path: a.csv, connection: src}\n")
+	e.startWorker(e.config)
+
+	id := strings.TrimSpace(airlockOK(t, "import", "-f", doc, "--workspace", "ws-cancel", "--as", "rita", "--wait"))
+	_, errOut, code := airlock(t, "cancel", id, "--as", "mallory")
+	if code == 0 || !strings.Contains(errOut, "may not cancel") {
+		t.Fatalf("a stranger's cancel: exit %d, %q; want a refusal", code, errOut)
+	}
+	out := airlockOK(t, "cancel", id, "--as", "rita", "--reason", "wrong extract")
+	if !strings.Contains(out, string(model.StateCancelled)) {
+		t.Fatalf("cancel printed %q, want the request CANCELLED", out)
+	}
+	st := status(t, id)
+	if st.State != model.StateCancelled || st.CancelledBy != "rita" {
+		t.Fatalf("after cancel: state %s, cancelled_by %q", st.State, st.CancelledBy)
+	}
+	if left := listFiles(t, e.staging); len(left) != 0 {
+		t.Errorf("staging still holds %v after cancel", left)
+	}
+	replay(t, c, id)
+	if dir := os.Getenv("AIRLOCK_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, c, id, filepath.Join(dir, "import-cancelled.json"))
+	}
+
+	bad := e.writeSource("failing-source", map[string][]byte{"present.csv": []byte("x\n")}, "  - file: {path: missing.csv, connection: src}\n")
+	out, _, code = airlock(t, "import", "-f", bad, "--workspace", "ws-cancel", "--as", "rita", "--wait", "-o", "json")
+	if code == 0 {
+		t.Fatalf("an import of a missing file exited 0: %s", out)
+	}
+	var failed model.RequestStatus
+	must(t, json.Unmarshal([]byte(out), &failed))
+	if failed.State != model.StateFailed || !strings.Contains(failed.Error, "missing.csv") {
+		t.Fatalf("import of a missing file: state %s, error %q; want FAILED naming missing.csv", failed.State, failed.Error)
+	}
+	replay(t, c, failed.ID)
+	if dir := os.Getenv("AIRLOCK_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, c, failed.ID, filepath.Join(dir, "import-failed.json"))
+	}
+}

@@ -114,11 +114,15 @@ leaves EXTRACTING.`,
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(st)
+				if err := a.printJSON(st); err != nil {
+					return err
+				}
+			} else {
+				printStatusLine(a.errOut, st)
 			}
-			printStatusLine(a.errOut, st)
-			if st.State == model.StateFailed {
-				return &exitError{fmt.Errorf("import failed")}
+			if st.State.Terminal() && st.State != model.StateCompleted {
+				// The import ended before reaching approval: say so in the exit code.
+				return &exitError{fmt.Errorf("import ended %s", st.State)}
 			}
 			return nil
 		},

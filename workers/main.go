@@ -66,7 +66,7 @@ func run(configPath string, logger *slog.Logger) error {
 		// batched for 80% of the heartbeat timeout: a crash then loses at
 		// most one checkpoint interval of copying.
 		MaxHeartbeatThrottleInterval: time.Duration(cfg.Transfer.CheckpointEvery),
-		WorkerStopTimeout:                  10 * time.Second,
+		WorkerStopTimeout:            10 * time.Second,
 	})
 	Register(w, acts)
 	logger.Info("airlock worker starting", "version", version.Version, "address", addressOf(opts), "namespace", opts.Namespace,
