@@ -1,0 +1,38 @@
+# Airlock. `make dev` runs it; `make test` runs every test.
+GO           ?= go
+AIRLOCK_CACHE ?= $(HOME)/.cache/airlock
+export AIRLOCK_CACHE
+VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS      := -X github.com/airlockhq/airlock/version.Version=$(VERSION)
+
+.PHONY: dev build tools test unit lint histories clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+dev: ## run Airlock locally: Temporal dev server + UI, worker, stores under .airlock/ (Ctrl-C stops)
+	$(GO) run ./deploy/dev
+
+build: ## build bin/airlock (the CLI) and bin/airlock-worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/airlock ./starter
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/airlock-worker ./workers
+
+tools: ## install the pinned Temporal CLI and workflowcheck into $(AIRLOCK_CACHE)/bin (once)
+	deploy/tools/install.sh
+
+lint: tools ## go vet, gofmt and workflowcheck (workflow determinism)
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }
+	$(AIRLOCK_CACHE)/bin/workflowcheck -config workflowcheck.config.yaml ./...
+
+test: lint ## every test: unit, workflow (time skipping), replay, integration and crash tests on a real dev server
+	$(GO) test -count=1 ./...
+
+unit: ## the tests that need no server
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+
+histories: tools ## re-record the replay test's histories from real runs (after an intended, versioned change)
+	AIRLOCK_RECORD_HISTORIES=$(CURDIR)/workflows/testdata/histories $(GO) test -count=1 -run 'TestImport' ./integration/
+
+clean: ## remove local state (.airlock/) and built binaries
+	rm -rf .airlock bin
