@@ -65,8 +65,14 @@ func nonRetryable(err error) error {
 	if connectors.IsBadInput(err) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
 	}
-	var fe model.FieldErrors
-	if errors.As(err, &fe) {
+	// The SDK reads only the outermost error's type, so an ApplicationError
+	// wrapped with context would lose its type and non-retryability.
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError(err.Error(), app.Type(), nil)
+	}
+	// A FieldError alone (as PolicyBook.Select returns) is bad input too.
+	if _, ok := model.AsFieldErrors(err); ok {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
 	}
 	return err
@@ -150,6 +156,11 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanIm
 			return out, nonRetryable(fmt.Errorf("spec.objects[%d] (%s): %w", i, obj.Describe(), err))
 		}
 		for _, it := range items {
+			if it.Path == CrateFile || it.Path == BindingFile {
+				return out, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("spec.objects[%d] (%s) yields a file named %s at the top of the crate, where Airlock writes its own %s: move the file into a folder or leave it out", i, obj.Describe(), it.Path, it.Path),
+					ErrTypeBadInput, nil)
+			}
 			if j, dup := owner[it.Path]; dup {
 				return out, temporal.NewNonRetryableApplicationError(
 					fmt.Sprintf("spec.objects[%d] (%s) and spec.objects[%d] both yield the file %q: make the objects' paths not overlap", i, obj.Describe(), j, it.Path),

@@ -105,7 +105,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (ReleaseResul
 	for _, p := range progress.Done {
 		done[p] = true
 	}
-	out := ReleaseResult{Files: len(r.Files), ReleasedAt: progress.At}
+	out := ReleaseResult{Files: len(r.Files)}
 	for _, f := range sortedFiles(r.Files) {
 		out.Bytes += f.Size
 		dst := path.Join(prefix, f.Path)
@@ -158,7 +158,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (ReleaseResul
 		return ReleaseResult{}, err
 	}
 	crate := in.Crate
-	crate.Release.At = progress.At
+	crate.Release.At = time.Now().UTC()
 	crate.Release.Location = a.Workspaces.URL(prefix)
 	data, err := BuildCrate(crate)
 	if err != nil {
@@ -169,6 +169,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (ReleaseResul
 		return ReleaseResult{}, err
 	}
 	out.CrateSHA256 = wc.SHA256
+	out.ReleasedAt = crate.Release.At
 	out.Location = a.Workspaces.URL(prefix)
 	activity.GetLogger(ctx).Info("request released", "request", r.ID, "location", out.Location, "files", out.Files, "bytes", out.Bytes)
 	return out, nil

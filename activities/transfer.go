@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
 	"github.com/airlockhq/airlock/connectors"
@@ -157,8 +157,9 @@ func checkpoint(w connectors.Writer, h hash.Hash, key string, onCheckpoint func(
 	return nil
 }
 
-var errDigestMismatch = errors.New("digest mismatch")
-
+// digestMismatch is never retried: the staged bytes are not the approved ones.
 func digestMismatch(key, want, got string) error {
-	return &connectors.BadInputError{Err: fmt.Errorf("%w: %s has SHA-256 %s but %s was approved; nothing was published under that name: the staged copy changed after approval, so investigate the staging store and start a new request", errDigestMismatch, key, got, want)}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("digest mismatch: %s has SHA-256 %s but %s was approved; nothing was published under that name: the staged copy changed after approval, so investigate the staging store and start a new request", key, got, want),
+		ErrTypeDigestMismatch, nil)
 }
