@@ -59,6 +59,7 @@ const (
 	StageApproved = "approved" // reached its number of approvals
 	StageRejected = "rejected" // a member rejected the request here
 	StageExpired  = "expired"  // its deadline passed
+	StageClosed   = "closed"   // the request ended (cancelled, failed) while it was open
 )
 
 // Decisions.
@@ -118,7 +119,7 @@ type DecisionRequest struct {
 type DecisionRecord struct {
 	By             string    `json:"by"`
 	Decision       string    `json:"decision"`
-	Comment        string    `json:"comment,omitempty"`
+	Comment        string    `json:"comment"`
 	At             time.Time `json:"at"`
 	ManifestDigest string    `json:"manifest_digest"`
 	Via            string    `json:"via"`
@@ -181,6 +182,7 @@ type RequestStatus struct {
 	Error          string            `json:"error"`
 	Refused        []RefusedDecision `json:"refused,omitempty"`
 	CancelledBy    string            `json:"cancelled_by,omitempty"`
+	CancelReason   string            `json:"cancel_reason,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 	ExtractedAt    *time.Time        `json:"extracted_at,omitempty"`

@@ -225,6 +225,7 @@ func (r *importRun) registerHandlers(ctx workflow.Context) error {
 			}
 			r.cancelReq = &c
 			r.status.CancelledBy = c.By
+			r.status.CancelReason = c.Reason
 			if r.stopExtract != nil {
 				r.stopExtract()
 			}
@@ -413,6 +414,11 @@ func (r *importRun) finish(ctx workflow.Context, state model.State, reason strin
 	now := workflow.Now(ctx)
 	r.status.Error = reason
 	r.status.FinishedAt = &now
+	for i := range r.status.Stages {
+		if r.status.Stages[i].State == model.StageWaiting {
+			r.status.Stages[i].State = model.StageClosed
+		}
+	}
 	if err := r.transition(dctx, state); err != nil {
 		return ImportResult{}, err
 	}
@@ -435,6 +441,8 @@ func (r *importRun) finish(ctx workflow.Context, state model.State, reason strin
 // deleteArea removes a staging or workspace area. Deletion is retried until it
 // succeeds: it is never dropped.
 func (r *importRun) deleteArea(ctx workflow.Context, zone, prefix string) {
+	// Disconnected: a cancelled workflow must still remove what it wrote.
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
