@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,10 @@ func (a *app) importCmd() *cobra.Command {
 	var files []string
 	var workspace, as, policy string
 	var wait bool
+	taskQueue := workflows.TaskQueue
+	if q := os.Getenv("AIRLOCK_TASK_QUEUE"); q != "" {
+		taskQueue = q
+	}
 	cmd := &cobra.Command{
 		Use:   "import -f FILE --as USER [--workspace W]",
 		Short: "Start an import of a data source into quarantine, for approval",
@@ -81,7 +86,7 @@ leaves EXTRACTING.`,
 			defer cancel()
 			_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID:        id,
-				TaskQueue: workflows.TaskQueue,
+				TaskQueue: taskQueue,
 				TypedSearchAttributes: temporal.NewSearchAttributes(
 					workflows.KeyKind.ValueSet(string(model.KindImport)),
 					workflows.KeyState.ValueSet(string(model.StateExtracting)),
@@ -132,6 +137,7 @@ leaves EXTRACTING.`,
 	cmd.Flags().StringVar(&as, "as", "", "who is asking (recorded as the requester; the requester never approves)")
 	cmd.Flags().StringVar(&policy, "policy", "", "approval policy to use, among those the project allows (default: the project's default)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "show progress until the data is in quarantine")
+	cmd.Flags().StringVar(&taskQueue, "task-queue", taskQueue, "task queue of the Airlock workers (or AIRLOCK_TASK_QUEUE); must match the worker config's taskQueue")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/workflows"
 )
 
 // Config is the worker's configuration file (see deploy/dev/airlock.yaml).
@@ -96,6 +97,11 @@ func LoadConfig(path string) (*Config, model.PolicyBook, error) {
 	}
 	if c.Transfer.CheckpointEvery == 0 {
 		c.Transfer.CheckpointEvery = model.Duration(2 * time.Second)
+	}
+	// A copy heartbeats at each checkpoint; it must do so well within the
+	// heartbeat timeout or every long copy would time out.
+	if limit := workflows.ExtractHeartbeatTimeout / 3; time.Duration(c.Transfer.CheckpointEvery) > limit || c.Transfer.CheckpointEvery < 0 {
+		return nil, book, fmt.Errorf("%s: transfer.checkpointEvery: %s is too long: copies heartbeat at each checkpoint and time out after %s without one; use at most %s", path, c.Transfer.CheckpointEvery, workflows.ExtractHeartbeatTimeout, limit)
 	}
 	return &c, book, nil
 }
