@@ -211,7 +211,12 @@ func (r *importRun) registerHandlers(ctx workflow.Context) error {
 			return r.apply(ctx, d), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d model.DecisionRequest) error {
-			return r.status.CheckDecision(d, r.dir)
+			err := r.status.CheckDecision(d, r.dir)
+			if err != nil {
+				// A refused Update leaves no history: the worker's log is its record.
+				workflow.GetLogger(ctx).Warn("decision update refused", "by", d.By, "stage", d.Stage, "decision", d.Decision, "via", d.Via, "reason", err.Error())
+			}
+			return err
 		}}); err != nil {
 		return err
 	}
@@ -235,7 +240,11 @@ func (r *importRun) registerHandlers(ctx workflow.Context) error {
 			return CancelResult{State: r.status.State}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c model.CancelRequest) error {
-			return r.status.CheckCancel(c, r.dir)
+			err := r.status.CheckCancel(c, r.dir)
+			if err != nil {
+				workflow.GetLogger(ctx).Warn("cancel update refused", "by", c.By, "reason", err.Error())
+			}
+			return err
 		}}); err != nil {
 		return err
 	}
