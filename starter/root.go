@@ -29,8 +29,16 @@ type app struct {
 }
 
 func newRootCmd(out, errOut io.Writer) *cobra.Command {
+	return newApp(out, errOut).rootCmd()
+}
+
+func newApp(out, errOut io.Writer) *app {
 	a := &app{out: out, errOut: errOut}
 	a.dial = a.defaultDial
+	return a
+}
+
+func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "airlock",
 		Short: "Move research data into secure workspaces through human approval gates",
@@ -48,8 +56,8 @@ TEMPORAL_TLS_* variables, or a profile in TEMPORAL_CONFIG_FILE.`,
 		SilenceErrors: true,
 		Version:       version.Version,
 	}
-	root.SetOut(out)
-	root.SetErr(errOut)
+	root.SetOut(a.out)
+	root.SetErr(a.errOut)
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	root.PersistentFlags().DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the Temporal server on each call")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
