@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -121,6 +122,16 @@ func TestImportEndToEnd(t *testing.T) {
 	}
 	if st := status(t, id); len(st.Stages[0].Decisions) != 0 {
 		t.Fatalf("refused decisions were recorded: %+v", st.Stages[0].Decisions)
+	}
+
+	// An operator looking at the Temporal UI alone sees what the run waits
+	// on: the UI shows the workflow's current details.
+	md, err := c.QueryWorkflow(context.Background(), id, "", "__temporal_workflow_metadata")
+	must(t, err)
+	var meta sdkpb.WorkflowMetadata
+	must(t, md.Get(&meta))
+	if d := meta.GetCurrentDetails(); !strings.Contains(d, "Waiting on:") || !strings.Contains(d, "data-engineering") || !strings.Contains(d, "data-engineer") {
+		t.Errorf("current details do not say what the run waits on:\n%s", d)
 	}
 
 	// The list shows what the request waits on (visibility is eventually consistent).

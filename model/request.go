@@ -173,6 +173,7 @@ type RequestStatus struct {
 	Project        string            `json:"project"`
 	Workspace      string            `json:"workspace"`
 	Requester      string            `json:"requester"`
+	Via            string            `json:"via,omitempty"` // the entry point that started it (cli, api)
 	Policy         string            `json:"policy,omitempty"`
 	ManifestDigest string            `json:"manifest_digest"`
 	Stages         []StageStatus     `json:"stages"`

@@ -90,7 +90,7 @@ func ImportWorkflow(ctx workflow.Context, in ImportInput) (ImportResult, error) 
 	r.status = model.RequestStatus{
 		ID: info.WorkflowExecution.ID, Kind: model.KindImport, State: model.StateExtracting,
 		DataSource: in.DataSource.Metadata.Name, DisplayName: spec.DisplayName, Project: spec.Project.ID,
-		Workspace: in.Workspace, Requester: in.Requester, Stages: []model.StageStatus{}, Files: []model.FileRecord{},
+		Workspace: in.Workspace, Requester: in.Requester, Via: in.Via, Stages: []model.StageStatus{}, Files: []model.FileRecord{},
 		CreatedAt: workflow.Now(ctx),
 	}
 	r.status.UpdatedAt = r.status.CreatedAt

@@ -29,9 +29,10 @@ func main() {
 	port := flag.Int("port", 7233, "Temporal frontend port (a free one is chosen if it is taken)")
 	uiPort := flag.Int("ui-port", 8233, "Temporal UI port (a free one is chosen if it is taken)")
 	config := flag.String("config", "deploy/dev/airlock.yaml", "worker config")
-	state := flag.String("state", ".airlock", "folder for the dev server's database, stores and logs")
 	flag.Parse()
-	if err := run(*port, *uiPort, *config, *state); err != nil {
+	// .airlock/ holds the dev server's database, logs and binaries; the
+	// stores are wherever the worker config puts them (.airlock/ too).
+	if err := run(*port, *uiPort, *config, ".airlock"); err != nil {
 		fmt.Fprintln(os.Stderr, "airlock dev:", err)
 		os.Exit(1)
 	}
