@@ -530,7 +530,7 @@ func TestBadKeysRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(outside, filepath.Join(s.Root(), "link")); err != nil {
-		t.Skipf("cannot create symlinks here: %v", err)
+		t.Fatalf("cannot create a symlink to test escapes: %v", err)
 	}
 	if err := os.Symlink(target, filepath.Join(s.Root(), "filelink")); err != nil {
 		t.Fatal(err)
