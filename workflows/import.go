@@ -100,7 +100,7 @@ func ImportWorkflow(ctx workflow.Context, in ImportInput) (ImportResult, error) 
 	if err := r.transition(ctx, model.StateExtracting); err != nil {
 		return ImportResult{}, err
 	}
-	if msg := validateInput(in); msg != "" {
+	if msg := validateInput(r.status.ID, in); msg != "" {
 		return r.finish(ctx, model.StateFailed, msg)
 	}
 
@@ -174,8 +174,12 @@ func ImportWorkflow(ctx workflow.Context, in ImportInput) (ImportResult, error) 
 
 // validateInput re-checks the document inside the workflow, so a run started
 // by hand (from the Temporal UI, say) obeys the same rules as the CLI.
-func validateInput(in ImportInput) string {
+func validateInput(id string, in ImportInput) string {
 	var problems []string
+	// The request id names its staging and workspace folders.
+	if _, err := model.CleanRelPath(id); err != nil || strings.Contains(id, "/") {
+		problems = append(problems, fmt.Sprintf("workflow id %q cannot name a request's folder: use letters, digits and '-' (airlock import makes one)", id))
+	}
 	if errs := in.DataSource.Validate(); len(errs) > 0 {
 		problems = append(problems, errs.Error())
 	}
