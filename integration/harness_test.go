@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/airlockhq/airlock/model"
@@ -74,7 +76,7 @@ func runMain(m *testing.M) int {
 		ExistingPath:  cli,
 		LogLevel:      "error",
 		ExtraArgs:     args,
-		ClientOptions: &client.Options{Namespace: "default", Logger: quiet{}},
+		ClientOptions: &client.Options{Namespace: "default", Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))},
 		Stdout:        io.Discard,
 		Stderr:        io.Discard,
 	})
@@ -258,10 +260,3 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-type quiet struct{}
-
-func (quiet) Debug(string, ...interface{}) {}
-func (quiet) Info(string, ...interface{})  {}
-func (quiet) Warn(string, ...interface{})  {}
-func (quiet) Error(string, ...interface{}) {}

@@ -342,3 +342,17 @@ func (r *RequestStatus) CheckCancel(c CancelRequest, dir Directory) error {
 	}
 	return refuse("%s may not cancel request %s: only the requester (%s) or a member of its approval roles may", c.By, r.ID, r.Requester)
 }
+
+// FormatBytes renders a size for people: 512 B, 52.6 KiB, 1.0 GiB.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

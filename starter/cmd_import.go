@@ -205,7 +205,7 @@ func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
 				pct = 100 * float64(done) / float64(st.Progress.BytesTotal)
 			}
 			fmt.Fprintf(a.errOut, "\rEXTRACTING  %d/%d objects  %s / %s  (%.0f%%)  %s elapsed   ",
-				st.Progress.ObjectsDone, st.Progress.ObjectsTotal, human(done), human(st.Progress.BytesTotal), pct, time.Since(start).Round(time.Second))
+				st.Progress.ObjectsDone, st.Progress.ObjectsTotal, model.FormatBytes(done), model.FormatBytes(st.Progress.BytesTotal), pct, time.Since(start).Round(time.Second))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

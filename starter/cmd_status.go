@@ -101,7 +101,7 @@ func printStatus(w io.Writer, st model.RequestStatus) {
 		row("Cancelled by", st.CancelledBy)
 	}
 	if st.State == model.StateExtracting {
-		row("Progress", fmt.Sprintf("%d of %d objects, %s of %s", st.Progress.ObjectsDone, st.Progress.ObjectsTotal, human(st.Progress.BytesDone), human(st.Progress.BytesTotal)))
+		row("Progress", fmt.Sprintf("%d of %d objects, %s of %s", st.Progress.ObjectsDone, st.Progress.ObjectsTotal, model.FormatBytes(st.Progress.BytesDone), model.FormatBytes(st.Progress.BytesTotal)))
 	}
 	tw.Flush()
 
@@ -129,7 +129,7 @@ func printStatus(w io.Writer, st model.RequestStatus) {
 		for _, f := range st.Files {
 			total += f.Size
 		}
-		fmt.Fprintf(w, "\nFiles (%d, %s)\n", len(st.Files), human(total))
+		fmt.Fprintf(w, "\nFiles (%d, %s)\n", len(st.Files), model.FormatBytes(total))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  PATH\tSIZE\tSHA256")
 		for _, f := range st.Files {
@@ -147,17 +147,4 @@ func pastTense(d string) string {
 		return "rejected"
 	}
 	return d
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

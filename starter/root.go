@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/airlockhq/airlock/model"
@@ -76,7 +78,7 @@ func (a *app) defaultDial() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the TEMPORAL_* environment: %w", err)
 	}
-	opts.Logger = quietLogger{}
+	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)) // keep SDK logs off a person's terminal
 	addr := opts.HostPort
 	if addr == "" {
 		addr = client.DefaultHostPort
@@ -128,13 +130,5 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
-
-// quietLogger keeps the SDK's client logs off a person's terminal.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...interface{}) {}
-func (quietLogger) Info(string, ...interface{})  {}
-func (quietLogger) Warn(string, ...interface{})  {}
-func (quietLogger) Error(string, ...interface{}) {}
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func LoadConfig(path string) (*Config, model.PolicyBook, error) {
 		return nil, book, fmt.Errorf("reading the worker config: %w (pass --config FILE)", err)
 	}
 	var c Config
-	dec := yaml.NewDecoder(bytesReader(data))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return nil, book, fmt.Errorf("%s: %v", path, err)

@@ -6,10 +6,8 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -77,7 +75,7 @@ func run(configPath string, logger *slog.Logger) error {
 
 // Register registers every workflow and activity on w.
 func Register(w worker.Registry, acts *activities.Activities) {
-	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflowOptions(workflows.ImportWorkflowName))
+	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: workflows.ImportWorkflowName})
 	w.RegisterActivity(acts)
 }
 
@@ -109,10 +107,4 @@ func addressOf(o client.Options) string {
 		return client.DefaultHostPort
 	}
 	return o.HostPort
-}
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-func workflowOptions(name string) workflow.RegisterOptions {
-	return workflow.RegisterOptions{Name: name}
 }

@@ -500,7 +500,7 @@ func Details(s model.RequestStatus) string {
 	fmt.Fprintf(&b, "**State:** %s\n\n", s.State)
 	switch s.State {
 	case model.StateExtracting:
-		fmt.Fprintf(&b, "Copying data source `%s` into quarantine: %d of %d objects done (%s of %s); objects in flight report progress in their ExtractObject activities' heartbeat details.\n\n", s.DataSource, s.Progress.ObjectsDone, s.Progress.ObjectsTotal, humanBytes(s.Progress.BytesDone), humanBytes(s.Progress.BytesTotal))
+		fmt.Fprintf(&b, "Copying data source `%s` into quarantine: %d of %d objects done (%s of %s); objects in flight report progress in their ExtractObject activities' heartbeat details.\n\n", s.DataSource, s.Progress.ObjectsDone, s.Progress.ObjectsTotal, model.FormatBytes(s.Progress.BytesDone), model.FormatBytes(s.Progress.BytesTotal))
 	case model.StateAwaitingApproval:
 		if i := s.CurrentStage(); i >= 0 {
 			st := s.Stages[i]
@@ -522,7 +522,7 @@ func Details(s model.RequestStatus) string {
 		for _, f := range s.Files {
 			total += f.Size
 		}
-		fmt.Fprintf(&b, "**Files:** %d (%s), manifest `%s`\n\n", len(s.Files), humanBytes(total), s.ManifestDigest)
+		fmt.Fprintf(&b, "**Files:** %d (%s), manifest `%s`\n\n", len(s.Files), model.FormatBytes(total), s.ManifestDigest)
 	}
 	for _, st := range s.Stages {
 		fmt.Fprintf(&b, "- stage `%s` (role `%s`, %d needed): %s", st.Name, st.Role, st.Required, st.State)
@@ -539,19 +539,6 @@ func Details(s model.RequestStatus) string {
 		fmt.Fprintf(&b, "\n**Location:** %s\n", s.Location)
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func shortOptions() workflow.ActivityOptions {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/airlockhq/airlock/workflows"
 )
@@ -80,12 +82,10 @@ func run(port, uiPort int, config, state string) error {
 	defer serverLog.Close()
 	server := exec.Command(temporalCLI, args...)
 	server.Stdout, server.Stderr = serverLog, serverLog
-	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := server.Start(); err != nil {
-		return fmt.Errorf("starting the Temporal dev server: %w", err)
+	serverDone, err := startGroup("Temporal dev server", server)
+	if err != nil {
+		return err
 	}
-	serverDone := make(chan error, 1)
-	go func() { serverDone <- server.Wait() }()
 	defer terminate("Temporal dev server", server, serverDone)
 	if err := waitReady(ctx, addr, serverDone); err != nil {
 		return fmt.Errorf("%w (see %s)", err, serverLog.Name())
@@ -94,12 +94,10 @@ func run(port, uiPort int, config, state string) error {
 	worker := exec.Command(workerBin, "--config", config)
 	worker.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+addr, "TEMPORAL_NAMESPACE=default")
 	worker.Stdout, worker.Stderr = os.Stdout, os.Stderr
-	worker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := worker.Start(); err != nil {
-		return fmt.Errorf("starting the worker: %w", err)
+	workerDone, err := startGroup("worker", worker)
+	if err != nil {
+		return err
 	}
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Wait() }()
 	defer terminate("worker", worker, workerDone)
 
 	envFile := filepath.Join(state, "env")
@@ -161,7 +159,7 @@ func waitReady(ctx context.Context, addr string, died <-chan error) error {
 			return ctx.Err()
 		default:
 		}
-		c, err := client.Dial(client.Options{HostPort: addr, Logger: silent{}})
+		c, err := client.Dial(client.Options{HostPort: addr, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 		if err == nil {
 			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			c.Close()
@@ -174,6 +172,18 @@ func waitReady(ctx context.Context, addr string, died <-chan error) error {
 	return errors.New("the Temporal dev server did not become ready within 90s")
 }
 
+// startGroup starts cmd in its own process group (so terminate reaches its
+// children too) and reports its exit on the returned channel.
+func startGroup(name string, cmd *exec.Cmd) (<-chan error, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the %s: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done, nil
+}
+
 // terminate stops a child process group: SIGTERM, then SIGKILL after 10s.
 func terminate(name string, cmd *exec.Cmd, done <-chan error) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -184,10 +194,3 @@ func terminate(name string, cmd *exec.Cmd, done <-chan error) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
-
-type silent struct{}
-
-func (silent) Debug(string, ...interface{}) {}
-func (silent) Info(string, ...interface{})  {}
-func (silent) Warn(string, ...interface{})  {}
-func (silent) Error(string, ...interface{}) {}
