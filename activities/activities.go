@@ -147,7 +147,7 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanIm
 	owner := map[string]int{}
 	for i, obj := range in.DataSource.Spec.Objects {
 		activity.RecordHeartbeat(ctx, i)
-		src, err := a.source(in.DataSource, obj)
+		src, err := a.source(ctx, in.DataSource, obj)
 		if err != nil {
 			return out, nonRetryable(err)
 		}
@@ -177,13 +177,13 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanIm
 	return out, nil
 }
 
-func (a *Activities) source(ds model.DataSource, obj model.Object) (connectors.Source, error) {
+func (a *Activities) source(ctx context.Context, ds model.DataSource, obj model.Object) (connectors.Source, error) {
 	name := obj.ConnectionName()
 	conn, ok := ds.Connection(name)
 	if !ok {
 		return nil, connectors.BadInput("no connection named %q in spec.connections", name)
 	}
-	return a.Sources.Source(conn)
+	return a.Sources.Source(ctx, conn)
 }
 
 // ---- DeleteArea ----

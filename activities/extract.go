@@ -65,7 +65,7 @@ type ExtractProgress struct {
 func (a *Activities) ExtractObject(ctx context.Context, in ExtractObjectInput) (ExtractObjectResult, error) {
 	info := activity.GetInfo(ctx)
 	logger := activity.GetLogger(ctx)
-	src, err := a.Sources.Source(in.Connection)
+	src, err := a.Sources.Source(ctx, in.Connection)
 	if err != nil {
 		return ExtractObjectResult{}, nonRetryable(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -77,11 +78,30 @@ func (a *Activities) copyFile(ctx context.Context, dst connectors.Store, job cop
 		}
 	}
 	r, err := job.open(ctx, offset)
+	if offset > 0 && errors.Is(err, connectors.ErrNotResumable) {
+		// The source can only start from the beginning: throw the partial
+		// copy away and start again, with a fresh hash.
+		if err := w.Abort(); err != nil {
+			return copied{}, fmt.Errorf("discarding the partial copy of %s: %w", job.key, err)
+		}
+		if w, err = dst.Create(ctx, job.key, nil); err != nil {
+			return copied{}, err
+		}
+		h.Reset()
+		offset, resumed = 0, 0
+		r, err = job.open(ctx, 0)
+	}
 	if err != nil {
 		_ = w.Abort()
 		return copied{}, err
 	}
 	defer r.Close()
+	// A store that makes data durable in whole parts can checkpoint only at
+	// a part boundary; reads are cut so that the copy lands on each one.
+	var partSize int64
+	if pw, ok := w.(connectors.PartWriter); ok {
+		partSize = pw.PartSize()
+	}
 
 	var limiter *rate.Limiter
 	if cfg.MaxBytesPerSecond > 0 {
@@ -101,17 +121,23 @@ func (a *Activities) copyFile(ctx context.Context, dst connectors.Store, job cop
 			// Keep the partial file: a retry resumes from the last checkpoint.
 			return copied{}, err
 		}
-		n, rerr := r.Read(buf)
+		chunk := buf
+		if partSize > 0 {
+			if left := partSize - w.Offset()%partSize; left < int64(len(chunk)) {
+				chunk = chunk[:left]
+			}
+		}
+		n, rerr := r.Read(chunk)
 		if n > 0 {
 			if limiter != nil {
 				if err := limiter.WaitN(ctx, n); err != nil {
 					return copied{}, err
 				}
 			}
-			if _, err := w.Write(buf[:n]); err != nil {
+			if _, err := w.Write(chunk[:n]); err != nil {
 				return copied{}, fmt.Errorf("writing %s: %w", dst.URL(job.key), err)
 			}
-			h.Write(buf[:n])
+			h.Write(chunk[:n])
 		}
 		if rerr == io.EOF {
 			break
@@ -119,7 +145,7 @@ func (a *Activities) copyFile(ctx context.Context, dst connectors.Store, job cop
 		if rerr != nil {
 			return copied{}, fmt.Errorf("reading the source of %s at byte %d: %w", job.key, w.Offset(), rerr)
 		}
-		if time.Since(last) >= cfg.CheckpointEvery {
+		if time.Since(last) >= cfg.CheckpointEvery && (partSize == 0 || w.Offset()%partSize == 0) {
 			last = time.Now()
 			if err := checkpoint(w, h, job.key, onCheckpoint); err != nil {
 				return copied{}, err

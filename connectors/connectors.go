@@ -2,8 +2,9 @@
 // (sources) and where it keeps it (stores), and holds the registry that turns
 // a data source's connection into a Source. Each kind of source and store is a
 // sub-package: file (a mounted directory or PVC), localstore (a local folder
-// as staging or workspace); S3, Azure Blob, Databricks and dlt follow the
-// same interfaces.
+// as staging or workspace), s3 and azureblob (sources and stores), databricks
+// (tables through SQL warehouses, files in Unity Catalog volumes) and dlt (a
+// dlt pipeline run as a subprocess).
 package connectors
 
 import (
@@ -58,6 +59,55 @@ type Checkpoint struct {
 	Token  string `json:"token,omitempty"`
 }
 
+// NotResumable is returned by Source.Open for an item that can only be read
+// from its start (offset must be 0); the copy then starts the file again.
+var ErrNotResumable = errors.New("this source cannot resume a file part-way; it is read again from the start")
+
+// Producer is a Source whose objects are made by running something (a SQL
+// statement, a dlt pipeline) rather than read from files that already exist.
+// For an object it produces, ExtractObject calls Produce instead of Open:
+// the producer writes its files into dir, a local work folder of the
+// request, and Airlock then streams them into staging, fingerprinting them
+// on the way. Produces reports whether an object is one it makes.
+type Producer interface {
+	Source
+	Produces(obj model.Object) bool
+	// Produce writes obj's files into dir and describes them. It reports
+	// progress (a line for people) through progress, which heartbeats.
+	Produce(ctx context.Context, obj model.Object, dir string, progress func(string)) (Produced, error)
+}
+
+// Produced is what a producer made: its files (paths relative to the work
+// folder, as they will sit in the crate) and the tables they hold.
+type Produced struct {
+	Files  []ProducedFile `json:"files"`
+	Tables []Table        `json:"tables,omitempty"`
+	// Properties are facts about the run for the crate's CreateAction
+	// (a statement id, a dlt load id), never secrets.
+	Properties map[string]string `json:"properties,omitempty"`
+}
+
+// ProducedFile is one file a producer wrote.
+type ProducedFile struct {
+	Path           string `json:"path"`
+	EncodingFormat string `json:"encoding_format,omitempty"`
+	// Table names the entry of Produced.Tables the file holds rows of, if any.
+	Table string `json:"table,omitempty"`
+}
+
+// Table describes a table a producer wrote: its name, row count and columns.
+type Table struct {
+	Name    string   `json:"name"`
+	Rows    int64    `json:"rows"`
+	Columns []Column `json:"columns,omitempty"`
+}
+
+// Column is a table column and its type as the source names it.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
 // Writer receives a file's bytes. Nothing is visible under the final key until
 // Commit; Abort throws the partial data away.
 type Writer interface {
@@ -72,6 +122,15 @@ type Writer interface {
 	Commit() error
 	// Abort removes the partial file. Calling it after Commit does nothing.
 	Abort() error
+}
+
+// PartWriter is a Writer that makes data durable in whole parts (an S3
+// multipart upload, Azure blocks). A copy checkpoints only when Offset is a
+// multiple of PartSize, so that Checkpoint can make every byte written so far
+// durable and the checkpoint's offset matches the bytes hashed.
+type PartWriter interface {
+	Writer
+	PartSize() int64
 }
 
 // ObjectInfo describes a stored file.
@@ -122,14 +181,15 @@ func IsBadInput(err error) bool {
 	return errors.As(err, &b)
 }
 
-// Factory builds a Source for one connection of a data source.
-type Factory func(conn model.Connection) (Source, error)
+// Factory builds a Source for one connection of a data source. It runs inside
+// an activity: that is where secret references are resolved.
+type Factory func(ctx context.Context, conn model.Connection) (Source, error)
 
 // Registry maps connection types to the factories this worker can serve.
 type Registry map[string]Factory
 
 // Source builds the source for conn, or says why this worker cannot.
-func (r Registry) Source(conn model.Connection) (Source, error) {
+func (r Registry) Source(ctx context.Context, conn model.Connection) (Source, error) {
 	f, ok := r[conn.Type]
 	if !ok {
 		var served []string
@@ -140,5 +200,21 @@ func (r Registry) Source(conn model.Connection) (Source, error) {
 		}
 		return nil, BadInput("connection %q: this worker cannot read %s connections (it serves: %v); run a worker configured for %s", conn.Name, conn.Type, served, conn.Type)
 	}
-	return f(conn)
+	return f(ctx, conn)
 }
+
+// Merge returns a registry serving every type that any of rs serves; a later
+// registry wins for a type two serve.
+func Merge(rs ...Registry) Registry {
+	out := Registry{}
+	for _, r := range rs {
+		for t, f := range r {
+			out[t] = f
+		}
+	}
+	return out
+}
+
+// StoreFactory builds a store (staging or workspaces) from the worker's
+// config, given as a connection: type local, s3 or azureblob.
+type StoreFactory func(ctx context.Context, conn model.Connection) (Store, error)

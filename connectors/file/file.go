@@ -45,7 +45,7 @@ type Config struct {
 
 // Factories returns the factories for the file and pvc connection types.
 func Factories(cfg Config) connectors.Registry {
-	f := func(conn model.Connection) (connectors.Source, error) { return New(cfg, conn) }
+	f := func(_ context.Context, conn model.Connection) (connectors.Source, error) { return New(cfg, conn) }
 	return connectors.Registry{
 		model.ConnFile: f,
 		model.ConnPVC:  f,

@@ -545,17 +545,17 @@ func TestFactories(t *testing.T) {
 	if len(reg) != 2 || reg[model.ConnFile] == nil || reg[model.ConnPVC] == nil {
 		t.Fatalf("registry: %v", reg)
 	}
-	src, err := reg.Source(model.Connection{Type: model.ConnFile, Name: "sample", URL: "file:///sample-data"})
+	src, err := reg.Source(context.Background(), model.Connection{Type: model.ConnFile, Name: "sample", URL: "file:///sample-data"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := src.List(context.Background(), fileObj("visits.csv")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Source(model.Connection{Type: model.ConnPVC, Name: "sample-data"}); err != nil {
+	if _, err := reg.Source(context.Background(), model.Connection{Type: model.ConnPVC, Name: "sample-data"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = reg.Source(model.Connection{Type: model.ConnS3, Name: "b"})
+	_, err = reg.Source(context.Background(), model.Connection{Type: model.ConnS3, Name: "b"})
 	badInput(t, err, "s3")
 }
 

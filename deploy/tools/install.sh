@@ -5,12 +5,20 @@
 #
 #   deploy/tools/install.sh            # everything
 #   deploy/tools/install.sh temporal   # just the Temporal CLI (dev server + UI)
+#   deploy/tools/install.sh bench      # also rclone and the AWS CLI (make bench)
+#
+# What lands where: Go tools in $BIN; Azurite (npm) in $CACHE/azurite-$AZURITE_VERSION
+# with a launcher $BIN/azurite; dlt (PyPI) in the virtualenv $CACHE/dlt-venv.
 set -euo pipefail
 
 CACHE="${AIRLOCK_CACHE:-$HOME/.cache/airlock}"
 BIN="$CACHE/bin"
 TEMPORAL_CLI_VERSION=v1.5.1          # later versions cannot be go-installed
 WORKFLOWCHECK_VERSION=v0.6.0
+VERSITYGW_VERSION=v1.8.0             # S3 gateway the S3 tests run against
+AZURITE_VERSION=3.35.0               # Azure Blob emulator the Azure tests run against
+HERE="$(cd "$(dirname "$0")" && pwd)"
+DLT_REQUIREMENTS="$HERE/../../connectors/dlt/requirements.txt"
 mkdir -p "$BIN"
 
 # install NAME MODULE VERSION: go install MODULE@VERSION into $BIN unless the
@@ -31,4 +39,33 @@ if [ "$want" = all ] || [ "$want" = temporal ]; then
 fi
 if [ "$want" = all ] || [ "$want" = workflowcheck ]; then
   install workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck "$WORKFLOWCHECK_VERSION"
+fi
+if [ "$want" = all ] || [ "$want" = versitygw ]; then
+  install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+fi
+if [ "$want" = all ] || [ "$want" = azurite ]; then
+  dir="$CACHE/azurite-$AZURITE_VERSION"
+  if [ ! -x "$dir/node_modules/.bin/azurite-blob" ]; then
+    echo "installing azurite $AZURITE_VERSION into $dir" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >&2
+  fi
+  printf '#!/bin/sh\nexec "%s/node_modules/.bin/azurite-blob" "$@"\n' "$dir" > "$BIN/azurite-blob"
+  chmod +x "$BIN/azurite-blob"
+fi
+if [ "$want" = all ] || [ "$want" = dlt ]; then
+  venv="$CACHE/dlt-venv" stamp="$CACHE/dlt-venv/.requirements"
+  if ! cmp -s "$DLT_REQUIREMENTS" "$stamp"; then
+    echo "installing dlt into $venv from $DLT_REQUIREMENTS" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$DLT_REQUIREMENTS" >&2
+    cp "$DLT_REQUIREMENTS" "$stamp"
+  fi
+fi
+if [ "$want" = bench ]; then
+  # Reference tools for make bench, from Debian.
+  if ! command -v rclone >/dev/null || ! command -v aws >/dev/null || ! aws --version 2>/dev/null | grep -q '^aws-cli'; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone awscli >&2
+  fi
 fi
