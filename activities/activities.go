@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/secrets"
 )
 
 // Activities holds what the activities need. The worker builds one from its
@@ -28,6 +30,13 @@ type Activities struct {
 	Sources    connectors.Registry // connection type -> source factory
 	Policies   *model.PolicyBook   // approval policies, their selection and the directory
 	Transfer   TransferConfig
+	// Secrets resolves the connections' secret references; the activities
+	// use it to scrub any value it handed out from the errors they return.
+	Secrets *secrets.Provider
+	// WorkDir is a local folder where producers (SQL tables, dlt pipelines)
+	// make an object's files before they are copied into staging; default
+	// a folder in the system's temporary directory.
+	WorkDir string
 }
 
 // TransferConfig tunes copying.
@@ -76,6 +85,36 @@ func nonRetryable(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
 	}
 	return err
+}
+
+// failure is how every activity error leaves the worker: bad input made
+// non-retryable, and any secret value the worker resolved replaced, so that
+// no secret reaches the workflow history, whatever a library put in its
+// error text.
+func (a *Activities) failure(err error) error {
+	if err == nil {
+		return nil
+	}
+	err = nonRetryable(err)
+	msg := err.Error()
+	clean := a.Secrets.Scrub(msg)
+	if clean == msg {
+		return err
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		if app.NonRetryable() {
+			return temporal.NewNonRetryableApplicationError(clean, app.Type(), nil)
+		}
+		return temporal.NewApplicationError(clean, app.Type())
+	}
+	return errors.New(clean)
+}
+
+// isNonRetryable reports whether err is an ApplicationError marked non-retryable.
+func isNonRetryable(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.NonRetryable()
 }
 
 // StagingPrefix is where a request's crate sits in the staging store.
@@ -142,8 +181,8 @@ type PlanImportResult struct {
 // PlanImport lists the files of every object, so the workflow knows the
 // whole import before copying anything and can refuse two objects that would
 // write the same file.
-func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanImportResult, error) {
-	var out PlanImportResult
+func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (out PlanImportResult, err error) {
+	defer func() { err = a.failure(err) }()
 	owner := map[string]int{}
 	for i, obj := range in.DataSource.Spec.Objects {
 		activity.RecordHeartbeat(ctx, i)
@@ -161,9 +200,9 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanIm
 					fmt.Sprintf("spec.objects[%d] (%s) yields a file named %s at the top of the crate, where Airlock writes its own %s: move the file into a folder or leave it out", i, obj.Describe(), it.Path, it.Path),
 					ErrTypeBadInput, nil)
 			}
-			if j, dup := owner[it.Path]; dup {
+			if other, j, clash := overlap(owner, it.Path); clash {
 				return out, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("spec.objects[%d] (%s) and spec.objects[%d] both yield the file %q: make the objects' paths not overlap", i, obj.Describe(), j, it.Path),
+					fmt.Sprintf("spec.objects[%d] (%s) and spec.objects[%d] both yield %q (as %q): make the objects' paths (or table names) not overlap", i, obj.Describe(), j, it.Path, other),
 					ErrTypeBadInput, nil)
 			}
 			owner[it.Path] = i
@@ -175,6 +214,21 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (PlanIm
 		out.Objects = append(out.Objects, PlannedObject{Object: i, Source: src.Describe(), Items: items})
 	}
 	return out, nil
+}
+
+// overlap finds a path already planned that p would clash with: the same
+// file, or a folder (a producer's planned output, ending in "/") that holds
+// the other.
+func overlap(owner map[string]int, p string) (string, int, bool) {
+	if j, dup := owner[p]; dup {
+		return p, j, true
+	}
+	for q, j := range owner {
+		if (strings.HasSuffix(q, "/") && strings.HasPrefix(p, q)) || (strings.HasSuffix(p, "/") && strings.HasPrefix(q, p)) {
+			return q, j, true
+		}
+	}
+	return "", 0, false
 }
 
 func (a *Activities) source(ctx context.Context, ds model.DataSource, obj model.Object) (connectors.Source, error) {

@@ -3,10 +3,13 @@ package activities
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/model"
 )
 
@@ -116,10 +119,23 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 		personEntity(contactID, spec.Publisher.Contact),
 		entity{"@id": projectID, "@type": "Project", "identifier": spec.Project.ID, "name": "Project " + spec.Project.ID},
 	)
+	tables := tablesByFile(in.Extractions)
 	for _, f := range files {
 		e := entity{"@id": f.Path, "@type": "File", "name": lastSegment(f.Path), "contentSize": strconv.FormatInt(f.Size, 10), "sha256": f.SHA256}
 		if f.EncodingFormat != "" {
 			e["encodingFormat"] = f.EncodingFormat
+		}
+		if t, ok := tables[f.Path]; ok {
+			// A table's columns as schema.org variableMeasured: one
+			// PropertyValue per column, its type as the source names it.
+			e["description"] = fmt.Sprintf("Rows of table %s (%d rows in the table, %d columns)", t.Name, t.Rows, len(t.Columns))
+			var cols []entity
+			for _, c := range t.Columns {
+				cols = append(cols, entity{"@type": "PropertyValue", "name": c.Name, "propertyID": c.Name, "description": c.Type})
+			}
+			if len(cols) > 0 {
+				e["variableMeasured"] = cols
+			}
 		}
 		graph = append(graph, e)
 	}
@@ -148,6 +164,9 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 				"endTime":      e.EndedAt.UTC().Format(time.RFC3339Nano),
 				"actionStatus": "http://schema.org/CompletedActionStatus",
 			})
+		if d := extractionDescription(e); d != "" {
+			graph[len(graph)-1]["description"] = d
+		}
 	}
 
 	if len(decisionIDs) > 0 {
@@ -201,6 +220,40 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 		}, entity{"@id": BindingFile, "@type": "File", "name": "AnalyticsWorkspaceDataBinding " + in.Release.Binding, "encodingFormat": "application/yaml"})
 	}
 	return json.MarshalIndent(entity{"@context": ROCrateContext, "@graph": graph}, "", "  ")
+}
+
+// tablesByFile maps each file a producer wrote to the table it holds.
+func tablesByFile(exts []Extraction) map[string]connectors.Table {
+	out := map[string]connectors.Table{}
+	for _, e := range exts {
+		byName := map[string]connectors.Table{}
+		for _, t := range e.Tables {
+			byName[t.Name] = t
+		}
+		for file, table := range e.TableFiles {
+			if t, ok := byName[table]; ok {
+				out[file] = t
+			}
+		}
+	}
+	return out
+}
+
+// extractionDescription says what a producer made (tables and row counts)
+// and the facts of its run, e.g. "Tables: patients (120 rows). statement_id=...".
+func extractionDescription(e Extraction) string {
+	var parts []string
+	if len(e.Tables) > 0 {
+		var ts []string
+		for _, t := range e.Tables {
+			ts = append(ts, fmt.Sprintf("%s (%d rows, %d columns)", t.Name, t.Rows, len(t.Columns)))
+		}
+		parts = append(parts, "Tables: "+strings.Join(ts, ", ")+".")
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Properties)) {
+		parts = append(parts, k+"="+e.Properties[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 func decisionIDs(r model.RequestStatus) []string {
