@@ -107,7 +107,9 @@ func (a *Activities) ExtractObject(ctx context.Context, in ExtractObjectInput) (
 	ext := Extraction{Index: in.Index, Object: in.Object.Describe(), Source: src.Describe(), Instrument: src.Instrument(), StartedAt: hb.progress.StartedAt}
 
 	items := in.Items
-	open := func(ctx context.Context, it connectors.Item, offset int64) (io.ReadCloser, error) { return src.Open(ctx, it, offset) }
+	open := func(ctx context.Context, it connectors.Item, offset int64) (io.ReadCloser, error) {
+		return src.Open(ctx, it, offset)
+	}
 	if p, ok := src.(connectors.Producer); ok && p.Produces(in.Object) {
 		dir := a.workDir(in.RequestID, in.Index)
 		produced, err := a.produce(ctx, hb, p, in, dir)

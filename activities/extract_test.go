@@ -38,7 +38,7 @@ func (p *tableProducer) Open(context.Context, connectors.Item, int64) (io.ReadCl
 func (p *tableProducer) Instrument() connectors.Instrument {
 	return connectors.Instrument{Name: "test producer", Version: "1"}
 }
-func (p *tableProducer) Describe() string                { return "test producer" }
+func (p *tableProducer) Describe() string               { return "test producer" }
 func (p *tableProducer) Produces(obj model.Object) bool { return obj.Table != nil }
 func (p *tableProducer) Produce(_ context.Context, obj model.Object, dir string, progress func(string)) (connectors.Produced, error) {
 	p.runs++
