@@ -116,9 +116,23 @@ type env struct {
 	staging    string
 	workspaces string
 	config     string
+	// workerEnv is added to the workers' environment (AIRLOCK_SECRET_* values).
+	workerEnv []string
 }
 
+// localStores is the stores section for local staging and workspace folders.
+const localStores = `stores:
+  staging: {path: staging}
+  workspaces: {path: workspaces}`
+
 func newEnv(t *testing.T, transfer string) *env {
+	t.Helper()
+	return newEnvConfig(t, transfer, localStores, "")
+}
+
+// newEnvConfig is newEnv with the stores section and further top-level
+// config (connectors, secrets) given.
+func newEnvConfig(t *testing.T, transfer, stores, extra string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	e.sourceRoot = filepath.Join(e.dir, "sources")
@@ -130,9 +144,9 @@ func newEnv(t *testing.T, transfer string) *env {
 	must(t, os.WriteFile(filepath.Join(e.dir, "standard-import.yaml"), policy, 0o644))
 	e.config = filepath.Join(e.dir, "airlock.yaml")
 	cfg := fmt.Sprintf(`taskQueue: %s
-stores:
-  staging: {path: staging}
-  workspaces: {path: workspaces}
+%s
+workDir: work
+%s
 sources:
   fileRoot: sources
 transfer:
@@ -146,7 +160,7 @@ directory:
     rita: [researcher]
     dana: [data-engineer]
     ian: [information-governance]
-`, workflows.TaskQueue, transfer)
+`, workflows.TaskQueue, stores, extra, transfer)
 	must(t, os.WriteFile(e.config, []byte(cfg), 0o644))
 	return e
 }
@@ -163,6 +177,7 @@ func (e *env) startWorker(config string) *workerProc {
 	w := &workerProc{log: &lockedBuffer{}, done: make(chan struct{})}
 	w.cmd = exec.Command(filepath.Join(binDir, "airlock-worker"), "--config", config)
 	w.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "TEMPORAL_NAMESPACE=default")
+	w.cmd.Env = append(w.cmd.Env, e.workerEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
 	must(e.t, w.cmd.Start())
 	go func() { _ = w.cmd.Wait(); close(w.done) }()

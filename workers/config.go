@@ -25,6 +25,34 @@ type Config struct {
 		FileRoot string `yaml:"fileRoot"`
 		PVCRoot  string `yaml:"pvcRoot"`
 	} `yaml:"sources"`
+	// Secrets says where the secret references of connections (and of
+	// the stores' credentials) are resolved.
+	Secrets struct {
+		// Dir holds one file per secret key, as Kubernetes mounts a Secret.
+		Dir string `yaml:"dir"`
+		// Env reads AIRLOCK_SECRET_<KEY> variables too (default true).
+		Env *bool `yaml:"env"`
+	} `yaml:"secrets"`
+	// WorkDir is where producers (Databricks tables, dlt pipelines) make an
+	// object's files before they are fingerprinted into staging.
+	WorkDir    string `yaml:"workDir"`
+	Connectors struct {
+		S3         PartsConfig `yaml:"s3"`
+		AzureBlob  PartsConfig `yaml:"azureblob"`
+		Databricks struct {
+			// WarehouseID is the SQL warehouse for tables whose connection URL
+			// does not name one (/sql/1.0/warehouses/ID).
+			WarehouseID string `yaml:"warehouseId"`
+		} `yaml:"databricks"`
+		DLT struct {
+			// Python runs the dlt runner (default: the virtualenv that
+			// deploy/tools/install.sh makes, $AIRLOCK_CACHE/dlt-venv).
+			Python string `yaml:"python"`
+			// FileRoot confines the local files a dlt source may read
+			// (SQLite databases, filesystem sources); default sources.fileRoot.
+			FileRoot string `yaml:"fileRoot"`
+		} `yaml:"dlt"`
+	} `yaml:"connectors"`
 	Transfer struct {
 		BufferSize        int            `yaml:"bufferSize"`
 		CheckpointEvery   model.Duration `yaml:"checkpointEvery"`
@@ -42,9 +70,25 @@ type Config struct {
 	MaxConcurrentActivities int `yaml:"maxConcurrentActivities"`
 }
 
-// StoreConfig locates a store. Only local folders exist so far.
+// PartsConfig tunes an object store's transfers: the size of each part
+// (multipart upload part, block, ranged read) and how many move at once.
+// Memory per transfer is about partSize × (concurrency + 1).
+type PartsConfig struct {
+	PartSize    int64 `yaml:"partSize"`
+	Concurrency int   `yaml:"concurrency"`
+}
+
+// Store types a StoreConfig may name.
+const (
+	StoreLocal = "local"
+)
+
+// StoreConfig locates a store: a local folder (path), or an S3 bucket or
+// Azure Blob container given like a data source connection (type, url,
+// prefix, endpoint, region, pathStyle, credentials by secret reference).
 type StoreConfig struct {
-	Path string `yaml:"path"`
+	Path             string `yaml:"path"`
+	model.Connection `yaml:",inline"`
 }
 
 // LoadConfig reads and checks a worker config file.
@@ -70,16 +114,24 @@ func LoadConfig(path string) (*Config, model.PolicyBook, error) {
 	if c.TaskQueue == "" {
 		c.TaskQueue = "airlock"
 	}
-	if c.Stores.Staging.Path == "" {
-		return nil, book, fmt.Errorf("%s: stores.staging.path: missing: name the folder that holds the quarantine", path)
+	for _, st := range []struct {
+		field, holds string
+		cfg          *StoreConfig
+	}{{"stores.staging", "the quarantine", &c.Stores.Staging}, {"stores.workspaces", "the workspaces", &c.Stores.Workspaces}} {
+		if err := st.cfg.check(st.field, st.holds); err != nil {
+			return nil, book, fmt.Errorf("%s: %w", path, err)
+		}
+		st.cfg.Path = abs(st.cfg.Path)
 	}
-	if c.Stores.Workspaces.Path == "" {
-		return nil, book, fmt.Errorf("%s: stores.workspaces.path: missing: name the folder that holds the workspaces", path)
-	}
-	c.Stores.Staging.Path = abs(c.Stores.Staging.Path)
-	c.Stores.Workspaces.Path = abs(c.Stores.Workspaces.Path)
 	c.Sources.FileRoot = abs(c.Sources.FileRoot)
 	c.Sources.PVCRoot = abs(c.Sources.PVCRoot)
+	c.Secrets.Dir = abs(c.Secrets.Dir)
+	c.WorkDir = abs(c.WorkDir)
+	c.Connectors.DLT.Python = abs(c.Connectors.DLT.Python)
+	c.Connectors.DLT.FileRoot = abs(c.Connectors.DLT.FileRoot)
+	if c.Connectors.DLT.FileRoot == "" {
+		c.Connectors.DLT.FileRoot = c.Sources.FileRoot
+	}
 	book.Policies = map[string]model.Policy{}
 	for i, f := range c.Policies.Files {
 		p, err := model.LoadPolicy(abs(f))
@@ -105,4 +157,30 @@ func LoadConfig(path string) (*Config, model.PolicyBook, error) {
 		return nil, book, fmt.Errorf("%s: transfer.checkpointEvery: %s is too long: copies heartbeat at each checkpoint and time out after %s without one; use at most %s", path, c.Transfer.CheckpointEvery, workflows.ExtractHeartbeatTimeout, limit)
 	}
 	return &c, book, nil
+}
+
+// check fills in a store's type and refuses a config that names no place.
+func (s *StoreConfig) check(field, holds string) error {
+	if s.Type == "" && s.Path != "" {
+		s.Type = StoreLocal
+	}
+	s.Name = field
+	switch s.Type {
+	case StoreLocal:
+		if s.Path == "" {
+			return fmt.Errorf("%s.path: missing: name the folder that holds %s", field, holds)
+		}
+	case model.ConnS3, model.ConnAzureBlob:
+		if s.Path != "" {
+			return fmt.Errorf("%s: give either path (a local folder) or type %s with url, not both", field, s.Type)
+		}
+		if s.URL == "" {
+			return fmt.Errorf("%s.url: missing: name the %s location that holds %s (s3://bucket/prefix, or an Azure container URL)", field, s.Type, holds)
+		}
+	case "":
+		return fmt.Errorf("%s: missing: give path (a local folder) or type (s3, azureblob) and url for %s", field, holds)
+	default:
+		return fmt.Errorf("%s.type: unknown store type %q (expected %s, %s or %s)", field, s.Type, StoreLocal, model.ConnS3, model.ConnAzureBlob)
+	}
+	return nil
 }

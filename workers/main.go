@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -19,8 +20,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/airlockhq/airlock/activities"
+	"github.com/airlockhq/airlock/connectors"
+	"github.com/airlockhq/airlock/connectors/azureblob"
+	"github.com/airlockhq/airlock/connectors/databricks"
+	"github.com/airlockhq/airlock/connectors/dlt"
 	"github.com/airlockhq/airlock/connectors/file"
 	"github.com/airlockhq/airlock/connectors/localstore"
+	"github.com/airlockhq/airlock/connectors/s3"
+	"github.com/airlockhq/airlock/secrets"
 	"github.com/airlockhq/airlock/model"
 	"github.com/airlockhq/airlock/version"
 	"github.com/airlockhq/airlock/workflows"
@@ -68,7 +75,7 @@ func run(configPath string, logger *slog.Logger) error {
 	})
 	Register(w, acts)
 	logger.Info("airlock worker starting", "version", version.Version, "address", addressOf(opts), "namespace", opts.Namespace,
-		"task_queue", cfg.TaskQueue, "staging", cfg.Stores.Staging.Path, "workspaces", cfg.Stores.Workspaces.Path,
+		"task_queue", cfg.TaskQueue, "staging", acts.Staging.URL(""), "workspaces", acts.Workspaces.URL(""),
 		"policies", len(book.Policies))
 	return w.Run(worker.InterruptCh())
 }
@@ -79,21 +86,53 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterActivity(acts)
 }
 
-// NewActivities builds the activities' dependencies from the config.
+// NewActivities builds the activities' dependencies from the config: the
+// secret provider, the stores (local folders, S3 or Azure Blob) and every
+// source connector this worker serves.
 func NewActivities(cfg *Config, book *model.PolicyBook) (*activities.Activities, error) {
-	staging, err := localstore.New(cfg.Stores.Staging.Path)
-	if err != nil {
-		return nil, fmt.Errorf("stores.staging.path: %w", err)
+	ctx := context.Background()
+	provider := &secrets.Provider{Dir: cfg.Secrets.Dir, NoEnv: cfg.Secrets.Env != nil && !*cfg.Secrets.Env}
+	s3opts := s3.Options{PartSize: cfg.Connectors.S3.PartSize, Concurrency: cfg.Connectors.S3.Concurrency}
+	azopts := azureblob.Options{PartSize: cfg.Connectors.AzureBlob.PartSize, Concurrency: cfg.Connectors.AzureBlob.Concurrency}
+	stores := map[string]connectors.StoreFactory{
+		model.ConnS3:        s3.StoreFactory(provider, s3opts),
+		model.ConnAzureBlob: azureblob.StoreFactory(provider, azopts),
 	}
-	workspaces, err := localstore.New(cfg.Stores.Workspaces.Path)
+	store := func(sc StoreConfig) (connectors.Store, error) {
+		if sc.Type == StoreLocal {
+			st, err := localstore.New(sc.Path)
+			if err != nil {
+				return nil, fmt.Errorf("%s.path: %w", sc.Name, err)
+			}
+			return st, nil
+		}
+		st, err := stores[sc.Type](ctx, sc.Connection)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.Name, err)
+		}
+		return st, nil
+	}
+	staging, err := store(cfg.Stores.Staging)
 	if err != nil {
-		return nil, fmt.Errorf("stores.workspaces.path: %w", err)
+		return nil, err
+	}
+	workspaces, err := store(cfg.Stores.Workspaces)
+	if err != nil {
+		return nil, err
 	}
 	return &activities.Activities{
 		Staging:    staging,
 		Workspaces: workspaces,
-		Sources:    file.Factories(file.Config{FileRoot: cfg.Sources.FileRoot, PVCRoot: cfg.Sources.PVCRoot}),
-		Policies:   book,
+		Sources: connectors.Merge(
+			file.Factories(file.Config{FileRoot: cfg.Sources.FileRoot, PVCRoot: cfg.Sources.PVCRoot}),
+			s3.Factories(provider, s3opts),
+			azureblob.Factories(provider, azopts),
+			databricks.Factories(provider, databricks.Options{DefaultWarehouseID: cfg.Connectors.Databricks.WarehouseID}),
+			dlt.Factories(provider, dlt.Options{Python: cfg.Connectors.DLT.Python, FileRoot: cfg.Connectors.DLT.FileRoot}),
+		),
+		Policies: book,
+		Secrets:  provider,
+		WorkDir:  cfg.WorkDir,
 		Transfer: activities.TransferConfig{
 			BufferSize:        cfg.Transfer.BufferSize,
 			CheckpointEvery:   time.Duration(cfg.Transfer.CheckpointEvery),
