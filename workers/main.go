@@ -27,8 +27,8 @@ import (
 	"github.com/airlockhq/airlock/connectors/file"
 	"github.com/airlockhq/airlock/connectors/localstore"
 	"github.com/airlockhq/airlock/connectors/s3"
-	"github.com/airlockhq/airlock/secrets"
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/secrets"
 	"github.com/airlockhq/airlock/version"
 	"github.com/airlockhq/airlock/workflows"
 )
