@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"os"
 	"path"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/airlockhq/airlock/connectors/dlt"
 	"github.com/airlockhq/airlock/model"
 	"github.com/airlockhq/airlock/secrets"
 	"github.com/airlockhq/airlock/testservers"
@@ -197,6 +201,20 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 	put("azure", "outcomes/q2.csv", []byte("id,outcome\n1,recovered\n"))
 	put("azure", "codes.csv", []byte("code,label\nA,alpha\n"))
 
+	// A dlt REST API source that wants a bearer token, given by reference.
+	token := "dlt-token-" + fmt.Sprint(rand.Uint64())
+	cl.secrets["api-token"] = token
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[{"id": 1, "site": "north", "visits": 120}, {"id": 2, "site": "south", "visits": 98}]`)
+	}))
+	t.Cleanup(api.Close)
+	python := dltPython(t)
+
 	for _, kind := range []string{"local", "s3", "azureblob"} {
 		t.Run("into "+kind, func(t *testing.T) {
 			e := newEnvConfig(t, "  checkpointEvery: 1s", cl.storesYAML(kind), "connectors: {s3: {partSize: 8388608}, azureblob: {partSize: 8388608}}")
@@ -205,11 +223,15 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 			for p, d := range files {
 				want[p] = d
 			}
+			makeSQLite(t, python, filepath.Join(e.sourceRoot, "db", "clinic.db"),
+				"CREATE TABLE patients (id INTEGER PRIMARY KEY, year_of_birth INTEGER, sex TEXT); INSERT INTO patients VALUES (1, 1970, 'F'), (2, 1981, 'M'), (3, 1990, 'F');")
 			doc := e.writeSource("every-source", files, `  - prefix: {path: notes/, connection: src}
   - file: {path: visits.csv, connection: bucket}
   - prefix: {path: labs/, connection: bucket}
   - prefix: {path: outcomes, connection: container}
   - file: {path: codes.csv, connection: container}
+  - table: {name: patients, connection: clinic-db}
+  - table: {name: sites, connection: api}
 `)
 			addConnections(t, doc, fmt.Sprintf(`  - type: s3
     name: bucket
@@ -221,7 +243,14 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
     name: container
     url: %s/export
     credentials: {accountKeyKey: azure-key}
-`, sourceBucket, cl.s3.Endpoint, cl.az.ContainerURL(sourceContainer)))
+  - type: dlt
+    name: clinic-db
+    url: sql_database+sqlite:///db/clinic.db
+  - type: dlt
+    name: api
+    url: rest_api+%s
+    credentials: {tokenKey: api-token}
+`, sourceBucket, cl.s3.Endpoint, cl.az.ContainerURL(sourceContainer), api.URL))
 			w := e.startWorker(e.config)
 
 			var cliOut strings.Builder
@@ -232,12 +261,28 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 			if st.State != model.StateAwaitingApproval {
 				t.Fatalf("after --wait the request is %s (error %q), want AWAITING_APPROVAL", st.State, st.Error)
 			}
-			if len(st.Files) != len(want) {
-				t.Fatalf("staged %d files (%v), want %d", len(st.Files), st.Files, len(want))
-			}
+			// Files copied from a source match it; files a dlt pipeline
+			// produced are checked against what was released below.
+			produced := map[string]string{}
 			for _, f := range st.Files {
+				if strings.HasPrefix(f.Path, "patients/") || strings.HasPrefix(f.Path, "sites/") {
+					produced[f.Path] = f.SHA256
+					continue
+				}
 				if f.SHA256 != sha(want[f.Path]) || f.Size != int64(len(want[f.Path])) {
 					t.Errorf("staged %s: %d bytes sha256 %s; the source has %d bytes sha256 %s", f.Path, f.Size, f.SHA256, len(want[f.Path]), sha(want[f.Path]))
+				}
+			}
+			if len(st.Files)-len(produced) != len(want) {
+				t.Fatalf("staged %d files (%v), want the %d source files and the pipelines' output", len(st.Files), st.Files, len(want))
+			}
+			for _, table := range []string{"patients/patients/", "sites/sites/"} {
+				found := false
+				for p := range produced {
+					found = found || (strings.HasPrefix(p, table) && strings.HasSuffix(p, ".parquet"))
+				}
+				if !found {
+					t.Errorf("no Parquet file under %s among the pipelines' files %v", table, produced)
 				}
 			}
 			cliOut.WriteString(airlockOK(t, "approve", id, "--stage", "data-engineering", "--as", "dana"))
@@ -250,11 +295,43 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 					t.Errorf("released %s: sha256 %s, source %s", p, sha(got), sha(data))
 				}
 			}
+			for p, digest := range produced {
+				if got := cl.readStore(t, e, kind, path.Join("ws-clouds", "every-source", id, p)); sha(got) != digest {
+					t.Errorf("released %s: sha256 %s, staged %s", p, sha(got), digest)
+				}
+			}
+			crate := string(cl.readStore(t, e, kind, path.Join("ws-clouds", "every-source", id, "ro-crate-metadata.json")))
+			for _, wantText := range []string{"Rows of table patients (3 rows", `"name": "year_of_birth"`, "Tables: sites (2 rows", "load_id="} {
+				if !strings.Contains(crate, wantText) {
+					t.Errorf("the crate lacks %q", wantText)
+				}
+			}
 			if left := cl.stagingLeft(t, e, kind, id); len(left) != 0 {
 				t.Errorf("staging still holds %v after release", left)
 			}
 			assertNoSecrets(t, id, cl.secrets, w.log.String(), cliOut.String())
 		})
+	}
+}
+
+// dltPython is the dlt virtualenv's python (deploy/tools/install.sh dlt).
+func dltPython(t *testing.T) string {
+	t.Helper()
+	p := dlt.DefaultPython()
+	if _, err := os.Stat(p); err != nil {
+		testservers.Unavailable(t, fmt.Errorf("the dlt virtualenv's python %s is missing: run deploy/tools/install.sh dlt", p))
+	}
+	return p
+}
+
+// makeSQLite creates a SQLite database with python's sqlite3 module.
+func makeSQLite(t *testing.T, python, file, script string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	cmd := exec.Command(python, "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.stdin.read()); c.commit()", file)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("creating %s: %v\n%s", file, err, out)
 	}
 }
 
