@@ -309,7 +309,7 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 			if left := cl.stagingLeft(t, e, kind, id); len(left) != 0 {
 				t.Errorf("staging still holds %v after release", left)
 			}
-			assertNoSecrets(t, id, cl.secrets, w.log.String(), cliOut.String())
+			assertNoSecrets(t, id, "api-token", cl.secrets, w.log.String(), cliOut.String())
 		})
 	}
 }
@@ -350,7 +350,7 @@ func addConnections(t *testing.T, doc, conns string) {
 // (worker log, CLI output). The history is searched in its protobuf wire
 // form, where every string and every payload's bytes appear verbatim
 // whatever their encoding, and in Temporal's JSON form.
-func assertNoSecrets(t *testing.T, id string, values map[string]string, texts ...string) {
+func assertNoSecrets(t *testing.T, id, secretKey string, values map[string]string, texts ...string) {
 	t.Helper()
 	hist := fetchHistory(t, needServer(t), id)
 	if len(hist.Events) == 0 {
@@ -373,7 +373,49 @@ func assertNoSecrets(t *testing.T, id string, values map[string]string, texts ..
 	}
 	// The document names the keys, so the history must show them: the
 	// check above would pass vacuously if the history were not the run's.
-	if !strings.Contains(string(wire), "s3-access-key") {
-		t.Errorf("the history does not name the secret key s3-access-key; is it the right run?")
+	if !strings.Contains(string(wire), secretKey) {
+		t.Errorf("the history does not name the secret key %s; is it the right run?", secretKey)
+	}
+}
+
+// TestSecretsStayOutOfFailures fails imports on purpose: a secret the worker
+// does not have, and S3 and Azure credentials the servers reject (a SAS
+// token whose signature is wrong). Each request fails with a reason that
+// names the key or says the credentials were refused, and no secret value
+// appears in the history, the status, or the worker's log.
+func TestSecretsStayOutOfFailures(t *testing.T) {
+	needServer(t)
+	cl := startClouds(t)
+	cl.putS3(t, "clinic/a.csv", []byte("a\n1\n"))
+	cl.putAzure(t, "export/a.csv", []byte("a\n1\n"))
+	cl.secrets["wrong-s3-secret"] = "WrongSecretKey-" + fmt.Sprint(rand.Uint64())
+	cl.secrets["forged-sas"] = "sv=2021-08-06&ss=b&srt=sco&sp=rl&se=2099-01-01T00:00:00Z&sig=Forged" + fmt.Sprint(rand.Uint64())
+	e := newEnvConfig(t, "  checkpointEvery: 1s", localStores, "")
+	e.workerEnv = cl.workerEnv()
+	w := e.startWorker(e.config)
+
+	for _, tc := range []struct {
+		name, conn, wantErr, key string
+	}{
+		{"missing secret", fmt.Sprintf(`  - {type: s3, name: src2, url: "s3://%s/clinic", endpoint: %q, pathStyle: true, credentials: {accessKeyIdKey: s3-access-key, secretAccessKeyKey: not-provisioned}}
+`, sourceBucket, cl.s3.Endpoint), `"not-provisioned"`, "not-provisioned"},
+		{"wrong s3 secret", fmt.Sprintf(`  - {type: s3, name: src2, url: "s3://%s/clinic", endpoint: %q, pathStyle: true, credentials: {accessKeyIdKey: s3-access-key, secretAccessKeyKey: wrong-s3-secret}}
+`, sourceBucket, cl.s3.Endpoint), "credentials", "wrong-s3-secret"},
+		{"forged sas", fmt.Sprintf(`  - {type: azureblob, name: src2, url: "%s/export", credentials: {sasTokenKey: forged-sas}}
+`, cl.az.ContainerURL(sourceContainer)), "403", "forged-sas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := e.writeSource("secret-fail", nil, "  - file: {path: a.csv, connection: src2}\n")
+			addConnections(t, doc, tc.conn)
+			out, errOut, _ := airlock(t, "import", "-f", doc, "--workspace", "ws-x", "--as", "rita", "--wait")
+			id := strings.TrimSpace(out)
+			st := waitState(t, id, model.StateFailed, 60*time.Second)
+			if !strings.Contains(st.Error, tc.wantErr) {
+				t.Errorf("the request failed with %q; want a reason mentioning %s", st.Error, tc.wantErr)
+			}
+			t.Logf("%s: %s", tc.name, st.Error)
+			statusJSON := airlockOK(t, "status", id, "-o", "json")
+			assertNoSecrets(t, id, tc.key, cl.secrets, w.log.String(), out, errOut, statusJSON)
+		})
 	}
 }
