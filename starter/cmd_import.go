@@ -178,11 +178,12 @@ func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
 			return st, err
 		}
 		if st.State != model.StateExtracting {
-			fmt.Fprintf(a.errOut, "\r%-100s\r", "")
+			fmt.Fprintf(a.errOut, "\r%-120s\r", "")
 			return st, nil
 		}
 		done := st.Progress.BytesDone
 		inflight := 0
+		producing := "" // the latest line of a producer (a query, a pipeline) still running
 		ctx, cancel := a.ctx()
 		desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 		cancel()
@@ -195,6 +196,9 @@ func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
 				if converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &p) == nil {
 					done += p.BytesDone
 					inflight++
+					if p.Phase == activities.PhaseProducing && p.Message != "" {
+						producing = p.Message
+					}
 				}
 			}
 		}
@@ -204,8 +208,15 @@ func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
 			if st.Progress.BytesTotal > 0 {
 				pct = 100 * float64(done) / float64(st.Progress.BytesTotal)
 			}
-			fmt.Fprintf(a.errOut, "\rEXTRACTING  %d/%d objects  %s / %s  (%.0f%%)  %s elapsed   ",
+			line := fmt.Sprintf("EXTRACTING  %d/%d objects  %s / %s  (%.0f%%)  %s elapsed",
 				st.Progress.ObjectsDone, st.Progress.ObjectsTotal, model.FormatBytes(done), model.FormatBytes(st.Progress.BytesTotal), pct, time.Since(start).Round(time.Second))
+			if producing != "" {
+				line += "  " + producing
+			}
+			if len(line) > 120 {
+				line = line[:117] + "..."
+			}
+			fmt.Fprintf(a.errOut, "\r%-120s", line)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
