@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/airlockhq/airlock/connectors/databricks/fakedatabricks"
 	"github.com/airlockhq/airlock/connectors/dlt"
 	"github.com/airlockhq/airlock/model"
 	"github.com/airlockhq/airlock/secrets"
@@ -174,7 +175,8 @@ func randomBytes(seed uint64, n int) []byte {
 }
 
 // TestImportFromEachSourceIntoEachStore imports one data source with a
-// connection of every kind (S3, Azure Blob, a mounted directory) into each
+// connection of every kind (S3, Azure Blob, Databricks tables and volumes,
+// dlt pipelines, a mounted directory) into each
 // kind of store (local folders, S3, Azure Blob), approves it, and checks
 // that the released bytes equal the sources, that staging is emptied, and
 // that no secret value appears in the workflow's history, the worker's log
@@ -215,6 +217,33 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 	t.Cleanup(api.Close)
 	python := dltPython(t)
 
+	// Databricks cannot run here: its fake, written to the documented API,
+	// serves a table in three result chunks (external links) and a volume.
+	dbxToken := "dapi-" + fmt.Sprint(rand.Uint64())
+	cl.secrets["dbx-token"] = dbxToken
+	dbx, err := fakedatabricks.New(fakedatabricks.Options{
+		Token:       dbxToken,
+		WarehouseID: "wh-integration",
+		ChunkRows:   1000,
+		Tables: map[string]*fakedatabricks.Table{"main.clinic.admissions": {
+			Columns: []fakedatabricks.Column{{Name: "id", Type: "BIGINT"}, {Name: "ward", Type: "STRING"}, {Name: "los_days", Type: "DOUBLE"}},
+			Rows:    2500,
+			Value: func(row int64, col int) any {
+				switch col {
+				case 0:
+					return row + 1
+				case 1:
+					return []string{"north", "south", "east"}[row%3]
+				}
+				return float64(row%17) / 2
+			},
+		}},
+		Files: map[string][]byte{"/Volumes/main/clinic/landing/dictionary/admissions.md": []byte("# Admissions\nid, ward, los_days\n")},
+	})
+	must(t, err)
+	t.Cleanup(dbx.Close)
+	want["dictionary/admissions.md"] = []byte("# Admissions\nid, ward, los_days\n")
+
 	for _, kind := range []string{"local", "s3", "azureblob"} {
 		t.Run("into "+kind, func(t *testing.T) {
 			e := newEnvConfig(t, "  checkpointEvery: 1s", cl.storesYAML(kind), "connectors: {s3: {partSize: 8388608}, azureblob: {partSize: 8388608}}")
@@ -232,6 +261,8 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
   - file: {path: codes.csv, connection: container}
   - table: {name: patients, connection: clinic-db}
   - table: {name: sites, connection: api}
+  - table: {name: main.clinic.admissions, connection: dbx}
+  - file: {path: dictionary/admissions.md, connection: dbx}
 `)
 			addConnections(t, doc, fmt.Sprintf(`  - type: s3
     name: bucket
@@ -250,7 +281,12 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
     name: api
     url: rest_api+%s
     credentials: {tokenKey: api-token}
-`, sourceBucket, cl.s3.Endpoint, cl.az.ContainerURL(sourceContainer), api.URL))
+  - type: databricks
+    name: dbx
+    url: %s/sql/1.0/warehouses/wh-integration
+    prefix: /Volumes/main/clinic/landing
+    credentials: {tokenKey: dbx-token}
+`, sourceBucket, cl.s3.Endpoint, cl.az.ContainerURL(sourceContainer), api.URL, dbx.URL))
 			w := e.startWorker(e.config)
 
 			var cliOut strings.Builder
@@ -265,7 +301,7 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 			// produced are checked against what was released below.
 			produced := map[string]string{}
 			for _, f := range st.Files {
-				if strings.HasPrefix(f.Path, "patients/") || strings.HasPrefix(f.Path, "sites/") {
+				if strings.HasPrefix(f.Path, "patients/") || strings.HasPrefix(f.Path, "sites/") || f.Path == "main.clinic.admissions.parquet" {
 					produced[f.Path] = f.SHA256
 					continue
 				}
@@ -276,7 +312,7 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 			if len(st.Files)-len(produced) != len(want) {
 				t.Fatalf("staged %d files (%v), want the %d source files and the pipelines' output", len(st.Files), st.Files, len(want))
 			}
-			for _, table := range []string{"patients/patients/", "sites/sites/"} {
+			for _, table := range []string{"patients/patients/", "sites/sites/", "main.clinic.admissions"} {
 				found := false
 				for p := range produced {
 					found = found || (strings.HasPrefix(p, table) && strings.HasSuffix(p, ".parquet"))
@@ -301,7 +337,8 @@ func TestImportFromEachSourceIntoEachStore(t *testing.T) {
 				}
 			}
 			crate := string(cl.readStore(t, e, kind, path.Join("ws-clouds", "every-source", id, "ro-crate-metadata.json")))
-			for _, wantText := range []string{"Rows of table patients (3 rows", `"name": "year_of_birth"`, "Tables: sites (2 rows", "load_id="} {
+			for _, wantText := range []string{"Rows of table patients (3 rows", `"name": "year_of_birth"`, "Tables: sites (2 rows", "load_id=",
+				"Rows of table main.clinic.admissions (2500 rows in the table, 3 columns)", `"name": "los_days"`, "statement_id="} {
 				if !strings.Contains(crate, wantText) {
 					t.Errorf("the crate lacks %q", wantText)
 				}
