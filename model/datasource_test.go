@@ -742,3 +742,41 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleDataSourcesValidate parses every document in examples/datasources,
+// as airlock validate and import do: each file holds at least one data source,
+// and its bindings bind a data source of the same file.
+func TestExampleDataSourcesValidate(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "datasources", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sample-file, s3, azureblob, dlt-filesystem, databricks-table, databricks-volume
+	if len(files) < 6 {
+		t.Fatalf("found %d example data sources in ../examples/datasources, want at least 6: %v", len(files), files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := mustParse(t, f, data)
+			if len(docs.DataSources) == 0 {
+				t.Fatalf("%s holds no %s", f, KindDataSource)
+			}
+			names := map[string]bool{}
+			for _, ds := range docs.DataSources {
+				names[ds.Metadata.Name] = true
+			}
+			if len(docs.Bindings) == 0 {
+				t.Errorf("%s holds no %s: give the example one, as sample-file.yaml does", f, KindDataBinding)
+			}
+			for _, b := range docs.Bindings {
+				if !names[b.Spec.DataSource] {
+					t.Errorf("%s: binding %s names data source %q, which is not in the file", f, b.Metadata.Name, b.Spec.DataSource)
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs README.md's walk-through as a newcomer would: `make dev` in the
-# background, then the README's commands, checking each result; then Ctrl-C
-# (SIGINT) and a check that make dev stopped everything it started.
+# background, then the README's commands, checking each result; then the
+# other examples (S3 through versitygw, Azure Blob through Azurite, a dlt
+# pipeline; the Databricks ones are only validated: they need a workspace),
+# each imported, approved and released; then Ctrl-C (SIGINT) and a check that
+# make dev stopped everything it started.
 # .ci/run runs it on a clean clone. It uses .airlock/ like make dev does, so do
 # not run it while your own `make dev` is running.
 set -euo pipefail
@@ -62,10 +65,78 @@ python3 -m json.tool "$released/ro-crate-metadata.json" >/dev/null || fail "the 
 [ ! -e ".airlock/staging/$ID" ] || fail "staging area still present"
 printf 'walk-through passed: import to COMPLETED took %.1fs (including two CLI approvals)\n' "$(echo "$end - $start" | bc)"
 
+# --- the other examples: S3, Azure Blob and dlt through make dev's servers
+state_of() { bin/airlock status "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+
+# example FILE: the example's path, or, when make dev had to move a store off
+# its usual port, a copy whose endpoint names the port it got.
+example() {
+  local f=examples/datasources/$1 s3=${AIRLOCK_DEV_S3_ENDPOINT:-} az=${AIRLOCK_DEV_AZURE_BLOB_URL:-}
+  [ -n "$s3" ] || [ "$1" != s3.yaml ] || fail "make dev started no S3 server (no AIRLOCK_DEV_S3_ENDPOINT in .airlock/env)"
+  [ -n "$az" ] || [ "$1" != azureblob.yaml ] || fail "make dev started no Azurite (no AIRLOCK_DEV_AZURE_BLOB_URL in .airlock/env)"
+  local moved=
+  case $1 in
+  s3.yaml) [ "$s3" = http://127.0.0.1:7070 ] || moved=yes ;;
+  azureblob.yaml) [ "$az" = http://127.0.0.1:10000/devstoreaccount1 ] || moved=yes ;;
+  esac
+  if [ -n "$moved" ]; then
+    local copy; copy=$(mktemp --suffix=-"$1")
+    sed -e "s#http://127.0.0.1:7070#$s3#" -e "s#http://127.0.0.1:10000/devstoreaccount1#$az#" "$f" > "$copy"
+    echo "note: make dev moved the store off the port $1 names (it was taken): importing a copy that names its endpoint" >&2
+    f=$copy
+  fi
+  echo "$f"
+}
+
+# release FILE DATASOURCE: import as rita, approve as dana then ian, wait for
+# COMPLETED; prints the request id.
+release() {
+  local id state
+  id=$(bin/airlock import -f "$1" --as rita --wait) || fail "airlock import -f $1"
+  state=$(state_of "$id")
+  [ "$state" = AWAITING_APPROVAL ] || { bin/airlock status "$id" >&2; fail "$1: $state, not AWAITING_APPROVAL, after import --wait"; }
+  bin/airlock approve "$id" --stage data-engineering --as dana --comment "files checked" >&2 || fail "$1: dana's approval refused"
+  bin/airlock approve "$id" --stage information-governance --as ian --comment "lawful basis confirmed" >&2 || fail "$1: ian's approval refused"
+  for _ in $(seq 1 100); do
+    state=$(state_of "$id")
+    [ "$state" = COMPLETED ] && break
+    sleep 0.2
+  done
+  [ "$state" = COMPLETED ] || { bin/airlock status "$id" >&2; fail "$1: request ended $state, not COMPLETED"; }
+  [ -d ".airlock/workspaces/advanced-generic-workspace/$2/$id" ] || fail "$1: no released folder for $id"
+  [ ! -e ".airlock/staging/$id" ] || fail "$1: staging area of $id still present"
+  echo "$id"
+}
+
+bin/airlock validate -f examples/datasources/databricks-table.yaml -f examples/datasources/databricks-volume.yaml
+(cd examples/sample-data && sha256sum clinic/*.csv) > /tmp/walkthrough-clinic.sha
+for ex in s3.yaml:sample-clinic-s3 azureblob.yaml:sample-clinic-azureblob; do
+  file=$(example "${ex%%:*}") ds=${ex#*:}
+  bin/airlock validate -f "$file"
+  t0=$(date +%s.%N)
+  ID=$(release "$file" "$ds")
+  (cd ".airlock/workspaces/advanced-generic-workspace/$ds/$ID" && sha256sum -c /tmp/walkthrough-clinic.sha) || fail "$ds: released bytes differ from examples/sample-data"
+  printf '%s: import to COMPLETED took %.1fs\n' "${ex%%:*}" "$(echo "$(date +%s.%N) - $t0" | bc)"
+done
+
+bin/airlock validate -f examples/datasources/dlt-filesystem.yaml
+t0=$(date +%s.%N)
+ID=$(release examples/datasources/dlt-filesystem.yaml sample-clinic-dlt)
+released=.airlock/workspaces/advanced-generic-workspace/sample-clinic-dlt/$ID
+ls -R "$released"
+for table in patients attendances; do
+  ls "$released/$table/$table/"*.parquet >/dev/null || fail "dlt: no Parquet file for table $table"
+  ls "$released/$table/_dlt_loads/"*.jsonl >/dev/null || fail "dlt: no load record for table $table"
+  rows=$(($(wc -l < "examples/sample-data/clinic/$table.csv") - 1))
+  grep -q "Tables: $table ($rows rows" "$released/ro-crate-metadata.json" || fail "dlt: the crate does not record $rows rows of $table"
+done
+printf 'dlt-filesystem.yaml: import to COMPLETED took %.1fs\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+
 # --- Ctrl-C stops everything make dev started
 trap - EXIT
 stop
-if pgrep -f "start-dev.*$(pwd)/.airlock/temporal.db|start-dev.*--db-filename .airlock/temporal.db" >/dev/null || pgrep -f "\.airlock/bin/airlock-worker" >/dev/null; then
+if pgrep -f "start-dev.*$(pwd)/.airlock/temporal.db|start-dev.*--db-filename .airlock/temporal.db" >/dev/null || pgrep -f "\.airlock/bin/airlock-worker" >/dev/null ||
+  pgrep -f "versitygw .*posix \.airlock/s3" >/dev/null || pgrep -f "azurite-blob .*--location \.airlock/azurite" >/dev/null; then
   cat "$log"; fail "make dev left processes running after Ctrl-C"
 fi
 echo "make dev stopped cleanly"
