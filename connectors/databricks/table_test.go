@@ -499,7 +499,7 @@ func TestNoWarehouseIsBadInputAtList(t *testing.T) {
 // The shared fixture's connection: url path datasource.location is the
 // catalog and schema of unqualified table names.
 func TestFixtureConnection(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/fixtures/datasources/import-databricks.yaml")
+	data, err := os.ReadFile("../../model/testdata/fixtures/import-databricks.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
