@@ -5,7 +5,7 @@ export AIRLOCK_CACHE
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      := -X github.com/airlockhq/airlock/version.Version=$(VERSION)
 
-.PHONY: dev build tools test unit lint histories clean help
+.PHONY: dev build tools test unit lint histories bench clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ unit: ## the tests that need no server
 
 histories: tools ## re-record the replay test's histories from real runs (after an intended, versioned change)
 	AIRLOCK_RECORD_HISTORIES=$(CURDIR)/workflows/testdata/histories $(GO) test -count=1 -run 'TestImport' ./integration/
+
+bench: ## transfer benchmark (not in make test): 1 GiB from S3 and Azure Blob with Airlock vs rclone and aws s3 cp; BENCH_FLAGS='-runs 5 ...'
+	deploy/tools/install.sh versitygw
+	deploy/tools/install.sh azurite
+	deploy/tools/install.sh bench
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 clean: ## remove local state (.airlock/) and built binaries
 	rm -rf .airlock bin
