@@ -90,7 +90,7 @@ const (
 	// DefaultPartSize is the size of a staged block and of a ranged read.
 	DefaultPartSize = 16 << 20
 	// DefaultConcurrency is how many blocks are staged, or ranges fetched, at once.
-	DefaultConcurrency = 4
+	DefaultConcurrency = 3
 	// DefaultListPageSize is the service's largest page of a blob listing.
 	DefaultListPageSize = 5000
 )

@@ -83,7 +83,7 @@ func TestParseLocation(t *testing.T) {
 
 func TestOptions(t *testing.T) {
 	o, err := Options{}.withDefaults()
-	if err != nil || o.PartSize != 16<<20 || o.Concurrency != 4 || o.ListPageSize != 5000 {
+	if err != nil || o.PartSize != 16<<20 || o.Concurrency != 3 || o.ListPageSize != 5000 {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 	for _, bad := range []Options{{PartSize: -1}, {PartSize: MaxPartSize + 1}, {Concurrency: -2}, {ListPageSize: 5001}} {

@@ -50,7 +50,7 @@ import (
 // Defaults for the zero fields of Options.
 const (
 	DefaultPartSize     = 16 << 20
-	DefaultConcurrency  = 4
+	DefaultConcurrency  = 3
 	DefaultListPageSize = 1000
 	// MinUploadPartSize is S3's smallest part of a multipart upload (all
 	// but the last); a store's PartSize is raised to it.
@@ -69,7 +69,7 @@ type Options struct {
 	// part are read with a single GET.
 	PartSize int64
 	// Concurrency is how many parts are fetched or uploaded at once
-	// (DefaultConcurrency, 4, when 0). Reads hold at most PartSize ×
+	// (DefaultConcurrency, 3, when 0). Reads hold at most PartSize ×
 	// Concurrency bytes; writes PartSize × (Concurrency+1).
 	Concurrency int
 	// ListPageSize is how many keys each ListObjectsV2 request asks for

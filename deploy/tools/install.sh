@@ -65,7 +65,7 @@ if [ "$want" = all ] || [ "$want" = dlt ]; then
 fi
 if [ "$want" = bench ]; then
   # Reference tools for make bench, from Debian.
-  if ! command -v rclone >/dev/null || ! command -v aws >/dev/null || ! aws --version 2>/dev/null | grep -q '^aws-cli'; then
+  if ! command -v rclone >/dev/null || [ ! -x /usr/bin/aws ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone awscli >&2
   fi
 fi
