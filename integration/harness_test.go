@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/testservers"
 	"github.com/airlockhq/airlock/workflows"
 )
 
@@ -103,7 +105,7 @@ func temporalCLI() string {
 func needServer(t *testing.T) client.Client {
 	t.Helper()
 	if devServer == nil {
-		t.Skip(skipWhy)
+		testservers.Unavailable(t, errors.New(skipWhy))
 	}
 	return devServer.Client()
 }

@@ -105,7 +105,7 @@ const (
 )
 
 // Options tune the connector. Zero fields take the defaults: 16 MiB parts,
-// 4 at a time (so a writer holds at most 5 × 16 MiB and a reader 4 × 16 MiB),
+// 3 at a time (so a writer holds at most 4 × 16 MiB and a reader 3 × 16 MiB),
 // 5000 blobs per listing page.
 type Options struct {
 	// PartSize is the size of each staged block when writing and of each

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/testservers"
 )
 
 // BenchmarkStoreWriteAndRead writes a file of AIRLOCK_BENCH_MIB MiB (64 by
-// default) through a store with the default options (16 MiB blocks, 4 at a
+// default) through a store with the default options (16 MiB blocks, 3 at a
 // time), then reads it back through a source (parallel ranged downloads),
 // checking its SHA-256 and reporting each direction's MB/s and the peak Go
 // heap of each (sampled every 20 ms), which stays near (Concurrency+1) ×
@@ -23,7 +24,7 @@ import (
 // the size.
 func BenchmarkStoreWriteAndRead(b *testing.B) {
 	if azurite == nil {
-		b.Skip(azuriteErr)
+		testservers.Unavailable(b, azuriteErr)
 	}
 	mib := 64
 	if v, err := strconv.Atoi(os.Getenv("AIRLOCK_BENCH_MIB")); err == nil && v > 0 {
