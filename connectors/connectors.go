@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/model"
@@ -218,3 +219,46 @@ func Merge(rs ...Registry) Registry {
 // StoreFactory builds a store (staging or workspaces) from the worker's
 // config, given as a connection: type local, s3 or azureblob.
 type StoreFactory func(ctx context.Context, conn model.Connection) (Store, error)
+
+// StoreKey checks a store key and returns it clean; where names the store in
+// the refusal ("store s3://bucket/staging").
+func StoreKey(where, key string) (string, error) {
+	k, err := model.CleanRelPath(key)
+	if err != nil {
+		return "", BadInput("%s: key %q: %v", where, key, err)
+	}
+	return k, nil
+}
+
+// StorePrefix checks a List or DeletePrefix prefix and returns it clean,
+// without a trailing "/" ("" stays "", meaning the whole store).
+func StorePrefix(where, prefix string) (string, error) {
+	p := strings.TrimSuffix(prefix, "/")
+	if p == "" {
+		return "", nil
+	}
+	c, err := model.CleanRelPath(p)
+	if err != nil {
+		return "", BadInput("%s: prefix %q: %v", where, prefix, err)
+	}
+	return c, nil
+}
+
+// ListFileObject is List for sources that hold files: it refuses table and
+// empty objects in the words of the connection (who, of type kind) and hands
+// a file or prefix object's path to the matching lister.
+func ListFileObject(ctx context.Context, obj model.Object, who, kind string,
+	listFile, listPrefix func(ctx context.Context, path string) ([]Item, error)) ([]Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case obj.Table != nil:
+		return nil, BadInput("%s: object table %q: %s connections hold files; describe this object as file or prefix", who, obj.Table.Name, kind)
+	case obj.File != nil:
+		return listFile(ctx, obj.File.Path)
+	case obj.Prefix != nil:
+		return listPrefix(ctx, obj.Prefix.Path)
+	}
+	return nil, BadInput("%s: empty object: give exactly one of file or prefix", who)
+}

@@ -70,18 +70,7 @@ func (s *Source) Instrument() connectors.Instrument {
 // directories of an account with a hierarchical namespace) are skipped; a
 // blob whose name is not a clean relative path is refused by name.
 func (s *Source) List(ctx context.Context, obj model.Object) ([]connectors.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	switch {
-	case obj.Table != nil:
-		return nil, connectors.BadInput("connection %q: object table %q: azureblob connections hold files; describe this object as file or prefix", s.conn.Name, obj.Table.Name)
-	case obj.File != nil:
-		return s.listFile(ctx, obj.File.Path)
-	case obj.Prefix != nil:
-		return s.listPrefix(ctx, obj.Prefix.Path)
-	}
-	return nil, connectors.BadInput("connection %q: empty object: give exactly one of file or prefix", s.conn.Name)
+	return connectors.ListFileObject(ctx, obj, fmt.Sprintf("connection %q", s.conn.Name), model.ConnAzureBlob, s.listFile, s.listPrefix)
 }
 
 func (s *Source) listFile(ctx context.Context, p string) ([]connectors.Item, error) {

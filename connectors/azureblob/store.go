@@ -84,24 +84,12 @@ func (s *Store) URL(key string) string {
 
 // checkKey validates key and returns it cleaned.
 func (s *Store) checkKey(key string) (string, error) {
-	k, err := model.CleanRelPath(key)
-	if err != nil {
-		return "", connectors.BadInput("store %s: key %q: %v", s.loc, key, err)
-	}
-	return k, nil
+	return connectors.StoreKey(fmt.Sprintf("store %s", s.loc), key)
 }
 
 // checkPrefix validates a List or DeletePrefix prefix ("" stays "").
 func (s *Store) checkPrefix(prefix string) (string, error) {
-	p := strings.TrimSuffix(prefix, "/")
-	if p == "" {
-		return "", nil
-	}
-	c, err := model.CleanRelPath(p)
-	if err != nil {
-		return "", connectors.BadInput("store %s: prefix %q: %v", s.loc, prefix, err)
-	}
-	return c, nil
+	return connectors.StorePrefix(fmt.Sprintf("store %s", s.loc), prefix)
 }
 
 // notFound is the error for a key with no committed blob.

@@ -223,18 +223,8 @@ func (s *Source) Instrument() connectors.Instrument {
 // every regular file below a prefix object's folder, sorted by Path. Paths
 // are relative to the connection's folder.
 func (s *Source) List(ctx context.Context, obj model.Object) ([]connectors.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	switch {
-	case obj.Table != nil:
-		return nil, connectors.BadInput("connection %q: object table %q: file connections hold files; describe this object as file or prefix", s.conn.Name, obj.Table.Name)
-	case obj.File != nil:
-		return s.listFile(obj.File.Path)
-	case obj.Prefix != nil:
-		return s.listPrefix(ctx, obj.Prefix.Path)
-	}
-	return nil, connectors.BadInput("connection %q: empty object: give exactly one of file or prefix", s.conn.Name)
+	return connectors.ListFileObject(ctx, obj, fmt.Sprintf("connection %q", s.conn.Name), "file",
+		func(_ context.Context, p string) ([]connectors.Item, error) { return s.listFile(p) }, s.listPrefix)
 }
 
 func (s *Source) listFile(p string) ([]connectors.Item, error) {

@@ -27,7 +27,6 @@ import (
 	"syscall"
 
 	"github.com/airlockhq/airlock/connectors"
-	"github.com/airlockhq/airlock/model"
 )
 
 // PartialDir is the folder under the store's root that holds files still
@@ -89,9 +88,9 @@ func (s *Store) URL(key string) string {
 
 // checkKey validates key and returns it cleaned.
 func (s *Store) checkKey(key string) (string, error) {
-	k, err := model.CleanRelPath(key)
+	k, err := connectors.StoreKey("local store "+s.dir, key)
 	if err != nil {
-		return "", connectors.BadInput("local store %s: key %q: %v", s.dir, key, err)
+		return "", err
 	}
 	if reserved(k) {
 		return "", connectors.BadInput("local store %s: key %q: the folder %s is reserved for files being written; choose another key", s.dir, key, PartialDir)
@@ -101,13 +100,9 @@ func (s *Store) checkKey(key string) (string, error) {
 
 // checkPrefix validates a List or DeletePrefix prefix ("" stays "").
 func (s *Store) checkPrefix(prefix string) (string, error) {
-	p := strings.TrimSuffix(prefix, "/")
-	if p == "" {
-		return "", nil
-	}
-	c, err := model.CleanRelPath(p)
-	if err != nil {
-		return "", connectors.BadInput("local store %s: prefix %q: %v", s.dir, prefix, err)
+	c, err := connectors.StorePrefix("local store "+s.dir, prefix)
+	if err != nil || c == "" {
+		return c, err
 	}
 	if reserved(c) {
 		return "", connectors.BadInput("local store %s: prefix %q: the folder %s is reserved for files being written; choose another prefix", s.dir, prefix, PartialDir)

@@ -67,18 +67,7 @@ func (s *Source) Instrument() connectors.Instrument {
 // that is not a clean relative path ("a//b", "a/../b") is refused rather
 // than placed somewhere it does not say.
 func (s *Source) List(ctx context.Context, obj model.Object) ([]connectors.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	switch {
-	case obj.Table != nil:
-		return nil, connectors.BadInput("%s: object table %q: s3 connections hold files; describe this object as file or prefix", s.b.who, obj.Table.Name)
-	case obj.File != nil:
-		return s.listFile(ctx, obj.File.Path)
-	case obj.Prefix != nil:
-		return s.listPrefix(ctx, obj.Prefix.Path)
-	}
-	return nil, connectors.BadInput("%s: empty object: give exactly one of file or prefix", s.b.who)
+	return connectors.ListFileObject(ctx, obj, s.b.who, model.ConnS3, s.listFile, s.listPrefix)
 }
 
 func (s *Source) listFile(ctx context.Context, p string) ([]connectors.Item, error) {

@@ -70,24 +70,12 @@ func (s *Store) URL(key string) string {
 
 // checkKey validates key and returns it cleaned.
 func (s *Store) checkKey(key string) (string, error) {
-	k, err := model.CleanRelPath(key)
-	if err != nil {
-		return "", connectors.BadInput("%s: key %q: %v", s.b.who, key, err)
-	}
-	return k, nil
+	return connectors.StoreKey(s.b.who, key)
 }
 
 // checkPrefix validates a List or DeletePrefix prefix ("" stays "").
 func (s *Store) checkPrefix(prefix string) (string, error) {
-	p := strings.TrimSuffix(prefix, "/")
-	if p == "" {
-		return "", nil
-	}
-	c, err := model.CleanRelPath(p)
-	if err != nil {
-		return "", connectors.BadInput("%s: prefix %q: %v", s.b.who, prefix, err)
-	}
-	return c, nil
+	return connectors.StorePrefix(s.b.who, prefix)
 }
 
 // Open reads the committed file key, with parallel ranged GETs when it is
