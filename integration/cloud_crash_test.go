@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
+	"golang.org/x/time/rate"
 
 	"github.com/airlockhq/airlock/activities"
 	"github.com/airlockhq/airlock/model"
@@ -23,10 +22,15 @@ import (
 
 // countingProxy forwards TCP connections to a server and counts the bytes
 // the server sends back: what the worker fetched, measured outside Airlock.
+//
+// While limited, the proxy sends at most bytesPerSecond: slower than the
+// worker reads, so no megabytes pile up in socket buffers and every byte
+// counted is a byte the worker had already received.
 type countingProxy struct {
 	ln         net.Listener
 	target     string
 	downstream atomic.Int64
+	limit      atomic.Pointer[rate.Limiter]
 	wg         sync.WaitGroup
 }
 
@@ -56,19 +60,36 @@ func (p *countingProxy) serve() {
 			}
 			defer server.Close()
 			go func() { _, _ = io.Copy(server, client); server.(*net.TCPConn).CloseWrite() }()
-			_, _ = io.Copy(countingWriter{client, &p.downstream}, server)
+			_, _ = io.CopyBuffer(countingWriter{client, &p.downstream, &p.limit}, server, make([]byte, proxyChunk))
 		}()
 	}
 }
 
 func (p *countingProxy) addr() string { return p.ln.Addr().String() }
 
+// limitTo caps what the proxy sends; 0 lifts the cap.
+func (p *countingProxy) limitTo(bytesPerSecond int) {
+	if bytesPerSecond == 0 {
+		p.limit.Store(nil)
+		return
+	}
+	p.limit.Store(rate.NewLimiter(rate.Limit(bytesPerSecond), proxyChunk))
+}
+
+const proxyChunk = 32 << 10
+
 type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
+	w     io.Writer
+	n     *atomic.Int64
+	limit *atomic.Pointer[rate.Limiter]
 }
 
 func (c countingWriter) Write(b []byte) (int, error) {
+	if l := c.limit.Load(); l != nil {
+		if err := l.WaitN(context.Background(), len(b)); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.w.Write(b)
 	c.n.Add(int64(n))
 	return n, err
@@ -131,21 +152,19 @@ func TestWorkerCrashMidTransferFromCloud(t *testing.T) {
     credentials: {accountKeyKey: azure-key}
 `, proxy.addr(), cl.az.AccountName, sourceContainer)
 			}
-			// The first worker copies at 16 MiB/s so the copy is mid-way
-			// when it is killed; the second copies at full speed.
-			e := newEnvConfig(t, "  checkpointEvery: 100ms\n  maxBytesPerSecond: 16777216", tc.stores, tc.connectors)
+			// The source sends at 8 MiB/s while the first worker runs, so
+			// the copy is mid-way when it is killed; the second worker
+			// copies at full speed.
+			proxy.limitTo(8 << 20)
+			e := newEnvConfig(t, "  checkpointEvery: 100ms", tc.stores, tc.connectors)
 			e.workerEnv = cl.workerEnv()
-			fast := filepath.Join(e.dir, "fast.yaml")
-			cfg, err := os.ReadFile(e.config)
-			must(t, err)
-			must(t, os.WriteFile(fast, []byte(strings.Replace(string(cfg), "maxBytesPerSecond: 16777216", "maxBytesPerSecond: 0", 1)), 0o644))
 			doc := e.writeSource("crash-"+tc.conn, nil, fmt.Sprintf("  - file: {path: big/scan.bin, connection: %s}\n", tc.conn))
 			addConnections(t, doc, conns)
 
 			first := e.startWorker(e.config)
 			id := strings.TrimSpace(airlockOK(t, "import", "-f", doc, "--workspace", "ws-crash", "--as", "rita"))
 			var checkpoint int64
-			waitFor(t, 60*time.Second, func() bool {
+			waitForEvery(t, 60*time.Second, 20*time.Millisecond, func() bool {
 				desc, err := devServer.Client().DescribeWorkflowExecution(context.Background(), id, "")
 				if err != nil {
 					return false
@@ -166,7 +185,8 @@ func TestWorkerCrashMidTransferFromCloud(t *testing.T) {
 			fetchedByFirst := proxy.downstream.Load()
 			t.Logf("killed the worker with SIGKILL after a checkpoint at %.1f MiB; the source had sent %.1f MiB", mib(checkpoint), mib(fetchedByFirst))
 
-			e.startWorker(fast)
+			proxy.limitTo(0)
+			e.startWorker(e.config)
 			st := waitState(t, id, model.StateAwaitingApproval, 90*time.Second)
 			if len(st.Files) != 1 || st.Files[0].SHA256 != want || st.Files[0].Size != size {
 				t.Fatalf("staged %+v; want big/scan.bin with %d bytes and sha256 %s", st.Files, size, want)

@@ -253,12 +253,17 @@ func listFiles(t *testing.T, root string) []string {
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
+	waitForEvery(t, timeout, 250*time.Millisecond, cond, what)
+}
+
+func waitForEvery(t *testing.T, timeout, every time.Duration, cond func() bool, what string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
