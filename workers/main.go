@@ -20,15 +20,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/airlockhq/airlock/activities"
+	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/connectors/azureblob"
 	"github.com/airlockhq/airlock/connectors/databricks"
 	"github.com/airlockhq/airlock/connectors/dlt"
 	"github.com/airlockhq/airlock/connectors/file"
-	"github.com/airlockhq/airlock/connectors/localstore"
 	"github.com/airlockhq/airlock/connectors/s3"
 	"github.com/airlockhq/airlock/model"
-	"github.com/airlockhq/airlock/secrets"
 	"github.com/airlockhq/airlock/version"
 	"github.com/airlockhq/airlock/workflows"
 )
@@ -47,7 +46,7 @@ func run(configPath string, logger *slog.Logger) error {
 	if configPath == "" {
 		return fmt.Errorf("no config: pass --config FILE (for development: --config deploy/dev/airlock.yaml)")
 	}
-	cfg, book, err := LoadConfig(configPath)
+	cfg, book, err := config.Load(configPath)
 	if err != nil {
 		return err
 	}
@@ -89,34 +88,9 @@ func Register(w worker.Registry, acts *activities.Activities) {
 // NewActivities builds the activities' dependencies from the config: the
 // secret provider, the stores (local folders, S3 or Azure Blob) and every
 // source connector this worker serves.
-func NewActivities(cfg *Config, book *model.PolicyBook) (*activities.Activities, error) {
-	ctx := context.Background()
-	provider := &secrets.Provider{Dir: cfg.Secrets.Dir, NoEnv: cfg.Secrets.Env != nil && !*cfg.Secrets.Env}
-	s3opts := s3.Options{PartSize: cfg.Connectors.S3.PartSize, Concurrency: cfg.Connectors.S3.Concurrency}
-	azopts := azureblob.Options{PartSize: cfg.Connectors.AzureBlob.PartSize, Concurrency: cfg.Connectors.AzureBlob.Concurrency}
-	stores := map[string]connectors.StoreFactory{
-		model.ConnS3:        s3.StoreFactory(provider, s3opts),
-		model.ConnAzureBlob: azureblob.StoreFactory(provider, azopts),
-	}
-	store := func(sc StoreConfig) (connectors.Store, error) {
-		if sc.Type == StoreLocal {
-			st, err := localstore.New(sc.Path)
-			if err != nil {
-				return nil, fmt.Errorf("%s.path: %w", sc.Name, err)
-			}
-			return st, nil
-		}
-		st, err := stores[sc.Type](ctx, sc.Connection)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.Name, err)
-		}
-		return st, nil
-	}
-	staging, err := store(cfg.Stores.Staging)
-	if err != nil {
-		return nil, err
-	}
-	workspaces, err := store(cfg.Stores.Workspaces)
+func NewActivities(cfg *config.Config, book *model.PolicyBook) (*activities.Activities, error) {
+	provider := cfg.SecretProvider()
+	staging, workspaces, err := cfg.OpenStores(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +99,8 @@ func NewActivities(cfg *Config, book *model.PolicyBook) (*activities.Activities,
 		Workspaces: workspaces,
 		Sources: connectors.Merge(
 			file.Factories(file.Config{FileRoot: cfg.Sources.FileRoot, PVCRoot: cfg.Sources.PVCRoot}),
-			s3.Factories(provider, s3opts),
-			azureblob.Factories(provider, azopts),
+			s3.Factories(provider, cfg.S3Options()),
+			azureblob.Factories(provider, cfg.AzureBlobOptions()),
 			databricks.Factories(provider, databricks.Options{DefaultWarehouseID: cfg.Connectors.Databricks.WarehouseID}),
 			dlt.Factories(provider, dlt.Options{Python: cfg.Connectors.DLT.Python, FileRoot: cfg.Connectors.DLT.FileRoot}),
 		),

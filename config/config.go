@@ -1,7 +1,12 @@
-package main
+// Package config reads Airlock's configuration file, which the worker and
+// the API server share (see deploy/dev/airlock.yaml): stores, secrets,
+// connectors, policies, the directory, uploads and the API's sign-in.
+// Relative paths in it are resolved against the file's folder.
+package config
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,11 +14,17 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/airlockhq/airlock/connectors"
+	"github.com/airlockhq/airlock/connectors/azureblob"
+	"github.com/airlockhq/airlock/connectors/localstore"
+	"github.com/airlockhq/airlock/connectors/s3"
+	"github.com/airlockhq/airlock/secrets"
+
 	"github.com/airlockhq/airlock/model"
 	"github.com/airlockhq/airlock/workflows"
 )
 
-// Config is the worker's configuration file (see deploy/dev/airlock.yaml).
+// Config is Airlock's configuration file (see deploy/dev/airlock.yaml).
 // Relative paths are resolved against the folder the file is in.
 type Config struct {
 	TaskQueue string `yaml:"taskQueue"`
@@ -91,12 +102,12 @@ type StoreConfig struct {
 	model.Connection `yaml:",inline"`
 }
 
-// LoadConfig reads and checks a worker config file.
-func LoadConfig(path string) (*Config, model.PolicyBook, error) {
+// Load reads and checks a config file, and builds the policy book it names.
+func Load(path string) (*Config, model.PolicyBook, error) {
 	var book model.PolicyBook
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, book, fmt.Errorf("reading the worker config: %w (pass --config FILE)", err)
+		return nil, book, fmt.Errorf("reading the config: %w (pass --config FILE)", err)
 	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -183,4 +194,51 @@ func (s *StoreConfig) check(field, holds string) error {
 		return fmt.Errorf("%s.type: unknown store type %q (expected %s, %s or %s)", field, s.Type, StoreLocal, model.ConnS3, model.ConnAzureBlob)
 	}
 	return nil
+}
+
+// SecretProvider resolves the secret references of connections and stores
+// as the secrets block says.
+func (c *Config) SecretProvider() *secrets.Provider {
+	return &secrets.Provider{Dir: c.Secrets.Dir, NoEnv: c.Secrets.Env != nil && !*c.Secrets.Env}
+}
+
+// S3Options and AzureBlobOptions are the object stores' transfer settings.
+func (c *Config) S3Options() s3.Options {
+	return s3.Options{PartSize: c.Connectors.S3.PartSize, Concurrency: c.Connectors.S3.Concurrency}
+}
+
+// AzureBlobOptions: see S3Options.
+func (c *Config) AzureBlobOptions() azureblob.Options {
+	return azureblob.Options{PartSize: c.Connectors.AzureBlob.PartSize, Concurrency: c.Connectors.AzureBlob.Concurrency}
+}
+
+// OpenStores opens the staging and workspace stores: local folders, S3
+// buckets or Azure Blob containers, their credentials resolved now.
+func (c *Config) OpenStores(ctx context.Context) (staging, workspaces connectors.Store, err error) {
+	provider := c.SecretProvider()
+	factories := map[string]connectors.StoreFactory{
+		model.ConnS3:        s3.StoreFactory(provider, c.S3Options()),
+		model.ConnAzureBlob: azureblob.StoreFactory(provider, c.AzureBlobOptions()),
+	}
+	open := func(sc StoreConfig) (connectors.Store, error) {
+		if sc.Type == StoreLocal {
+			st, err := localstore.New(sc.Path)
+			if err != nil {
+				return nil, fmt.Errorf("%s.path: %w", sc.Name, err)
+			}
+			return st, nil
+		}
+		st, err := factories[sc.Type](ctx, sc.Connection)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.Name, err)
+		}
+		return st, nil
+	}
+	if staging, err = open(c.Stores.Staging); err != nil {
+		return nil, nil, err
+	}
+	if workspaces, err = open(c.Stores.Workspaces); err != nil {
+		return nil, nil, err
+	}
+	return staging, workspaces, nil
 }

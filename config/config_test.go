@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -29,7 +29,7 @@ func TestStoreConfigKinds(t *testing.T) {
 	p := writeConfig(t, `stores:
   staging: {path: staging}
   workspaces: {type: s3, url: "s3://bucket/ws", endpoint: "http://127.0.0.1:7070", pathStyle: true, credentials: {accessKeyIdKey: a, secretAccessKeyKey: b}}`)
-	cfg, _, err := LoadConfig(p)
+	cfg, _, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestStoreConfigRefusals(t *testing.T) {
 		{"stores:\n  staging: {path: s, type: s3, url: s3://b}\n  workspaces: {path: ws}", "stores.staging: give either path"},
 		{"stores:\n  staging: {type: local}\n  workspaces: {path: ws}", "stores.staging.path: missing"},
 	} {
-		_, _, err := LoadConfig(writeConfig(t, tc.stores))
+		_, _, err := Load(writeConfig(t, tc.stores))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("stores %q: err = %v; want %q", tc.stores, err, tc.want)
 		}
