@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/airlockhq/airlock/auth"
 	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/connectors/azureblob"
 	"github.com/airlockhq/airlock/connectors/localstore"
@@ -79,6 +80,26 @@ type Config struct {
 	} `yaml:"directory"`
 	// MaxConcurrentActivities bounds the activities this worker runs at once.
 	MaxConcurrentActivities int `yaml:"maxConcurrentActivities"`
+	// Uploads bound manual ingress (upload requests).
+	Uploads struct {
+		model.UploadLimits `yaml:",inline"`
+		// ExpireAfter is how long an upload request waits for its
+		// uploader to confirm before it expires and its files are removed
+		// (default 24h).
+		ExpireAfter model.Duration `yaml:"expireAfter"`
+	} `yaml:"uploads"`
+	// API configures the HTTP API and web console (api/).
+	API struct {
+		// Listen is the address the API serves on (default 127.0.0.1:8080).
+		Listen string `yaml:"listen"`
+		// PublicURL is the API's address as browsers reach it, for sign-in
+		// redirects (default http://<listen>).
+		PublicURL string `yaml:"publicURL"`
+		// TemporalUI is the Temporal UI's base URL, for links from a
+		// request to its run (default http://127.0.0.1:8233).
+		TemporalUI string      `yaml:"temporalUI"`
+		Auth       auth.Config `yaml:"auth"`
+	} `yaml:"api"`
 }
 
 // PartsConfig tunes an object store's transfers: the size of each part
@@ -88,6 +109,9 @@ type PartsConfig struct {
 	PartSize    int64 `yaml:"partSize"`
 	Concurrency int   `yaml:"concurrency"`
 }
+
+// DefaultUploadExpiry is how long an unconfirmed upload request lives.
+const DefaultUploadExpiry = 24 * time.Hour
 
 // Store types a StoreConfig may name.
 const (
@@ -158,6 +182,21 @@ func Load(path string) (*Config, model.PolicyBook, error) {
 	book.Roster = c.Directory.Users
 	if err := book.Validate(); err != nil {
 		return nil, book, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.Uploads.ExpireAfter == 0 {
+		c.Uploads.ExpireAfter = model.Duration(DefaultUploadExpiry)
+	}
+	if c.Uploads.ExpireAfter < 0 || c.Uploads.MaxFileSize < 0 || c.Uploads.MaxRequestSize < 0 || c.Uploads.MaxFiles < 0 {
+		return nil, book, fmt.Errorf("%s: uploads: expireAfter, maxFileSize, maxRequestSize and maxFiles cannot be negative (0 means the default, or no limit)", path)
+	}
+	if c.API.Listen == "" {
+		c.API.Listen = "127.0.0.1:8080"
+	}
+	if c.API.PublicURL == "" {
+		c.API.PublicURL = "http://" + c.API.Listen
+	}
+	if c.API.TemporalUI == "" {
+		c.API.TemporalUI = "http://127.0.0.1:8233"
 	}
 	if c.Transfer.CheckpointEvery == 0 {
 		c.Transfer.CheckpointEvery = model.Duration(2 * time.Second)
