@@ -1,8 +1,10 @@
 // Command dev runs Airlock for development on one machine: the Temporal dev
 // server (pinned CLI, SQLite under .airlock/, Airlock's search attributes
 // registered, Temporal UI), an S3 server (versitygw) and an Azure Blob
-// emulator (Azurite) seeded with the sample data, and an Airlock worker with
-// deploy/dev/airlock.yaml. Ctrl-C stops everything it started.
+// emulator (Azurite) seeded with the sample data, an Airlock worker and the
+// Airlock API and web console, both with deploy/dev/airlock.yaml (whose API
+// signs people in as the directory's development users). Ctrl-C stops
+// everything it started.
 //
 //	make dev            # or: go run ./deploy/dev
 //
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -72,17 +75,18 @@ func main() {
 	uiPort := flag.Int("ui-port", 8233, "Temporal UI port (a free one is chosen if it is taken)")
 	s3Port := flag.Int("s3-port", defaultS3Port, "versitygw (S3) port; examples/datasources/s3.yaml names 7070 (a free one is chosen if it is taken)")
 	azuritePort := flag.Int("azurite-port", defaultAzuritePort, "Azurite blob port; examples/datasources/azureblob.yaml names 10000 (a free one is chosen if it is taken)")
-	config := flag.String("config", "deploy/dev/airlock.yaml", "worker config")
+	apiPort := flag.Int("api-port", 8080, "Airlock API and console port (a free one is chosen if it is taken)")
+	config := flag.String("config", "deploy/dev/airlock.yaml", "worker and API config")
 	flag.Parse()
 	// .airlock/ holds the dev servers' data, logs, secrets and binaries;
 	// the stores are wherever the worker config puts them (.airlock/ too).
-	if err := run(ports{*port, *uiPort, *s3Port, *azuritePort}, *config, ".airlock"); err != nil {
+	if err := run(ports{*port, *uiPort, *s3Port, *azuritePort, *apiPort}, *config, ".airlock"); err != nil {
 		fmt.Fprintln(os.Stderr, "airlock dev:", err)
 		os.Exit(1)
 	}
 }
 
-type ports struct{ temporal, ui, s3, azurite int }
+type ports struct{ temporal, ui, s3, azurite, api int }
 
 func run(want ports, config, state string) error {
 	if _, err := os.Stat("go.mod"); err != nil {
@@ -114,7 +118,7 @@ func run(want ports, config, state string) error {
 	if err := writeDevSecrets(filepath.Join(state, "secrets")); err != nil {
 		return err
 	}
-	got := ports{temporal: freeOr(want.temporal), ui: freeOr(want.ui)}
+	got := ports{temporal: freeOr(want.temporal), ui: freeOr(want.ui), api: freeOr(want.api)}
 	addr := testservers.HostPort(got.temporal)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -154,6 +158,10 @@ func run(want ports, config, state string) error {
 
 	workerBin := filepath.Join(state, "bin", "airlock-worker")
 	if err := step("building the worker", exec.Command("go", "build", "-o", workerBin, "./workers")); err != nil {
+		return err
+	}
+	apiBin := filepath.Join(state, "bin", "airlock-api")
+	if err := step("building the API server", exec.Command("go", "build", "-o", apiBin, "./api")); err != nil {
 		return err
 	}
 	if err := step("building the airlock CLI into bin/airlock", exec.Command("go", "build", "-o", "bin/airlock", "./starter")); err != nil {
@@ -198,8 +206,18 @@ func run(want ports, config, state string) error {
 		return err
 	}
 	defer worker.terminate()
+	apiURL := "http://" + testservers.HostPort(got.api)
+	apiSrv, err := startLogged("API", "", []string{"TEMPORAL_ADDRESS=" + addr, "TEMPORAL_NAMESPACE=default"}, apiBin,
+		"--config", config, "--listen", testservers.HostPort(got.api), "--temporal-ui", fmt.Sprintf("http://127.0.0.1:%d", got.ui))
+	if err != nil {
+		return err
+	}
+	defer apiSrv.terminate()
+	if err := apiSrv.waitUntil(ctx, 30*time.Second, httpReady(apiURL+"/readyz")); err != nil {
+		return err
+	}
 
-	env := "export TEMPORAL_ADDRESS=" + addr + "\nexport TEMPORAL_NAMESPACE=default\n"
+	env := "export TEMPORAL_ADDRESS=" + addr + "\nexport TEMPORAL_NAMESPACE=default\nexport AIRLOCK_API=" + apiURL + "\n"
 	if gw != nil {
 		env += "export AIRLOCK_DEV_S3_ENDPOINT=" + gw.Endpoint + "\n"
 	}
@@ -211,9 +229,11 @@ func run(want ports, config, state string) error {
 
 	fmt.Printf(`
 Airlock is running.
+  Web console:      %s  (development sign-in: pick rita to upload, dana then ian to approve)
+  API:              %s/api/v1/requests
   Temporal UI:      http://127.0.0.1:%d/namespaces/default/workflows
   Temporal server:  %s (namespace default; data in %s)
-`, got.ui, addr, filepath.Join(state, "temporal.db"))
+`, apiURL, apiURL, got.ui, addr, filepath.Join(state, "temporal.db"))
 	if gw != nil {
 		fmt.Printf("  S3 (versitygw):   %s, bucket %s (data in %s)\n", gw.Endpoint, sampleBucket, gw.Dir)
 	}
@@ -253,6 +273,8 @@ Ctrl-C stops everything.
 		return server.exitError()
 	case <-worker.done:
 		return worker.exitError()
+	case <-apiSrv.done:
+		return apiSrv.exitError()
 	case <-s3srv.exited():
 		return s3srv.exitError()
 	case <-azsrv.exited():
@@ -556,5 +578,24 @@ func (c *child) terminate() {
 		fmt.Fprintf(os.Stderr, "the %s did not stop in 10s; killing it\n", c.name)
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.done
+	}
+}
+
+// httpReady succeeds once url answers 200.
+func httpReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", url, resp.Status)
+		}
+		return nil
 	}
 }

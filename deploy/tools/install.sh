@@ -6,9 +6,12 @@
 #   deploy/tools/install.sh            # everything
 #   deploy/tools/install.sh temporal   # just the Temporal CLI (dev server + UI)
 #   deploy/tools/install.sh bench      # also rclone and the AWS CLI (make bench)
+#   deploy/tools/install.sh browser    # Debian's chromium and playwright-core (browser tests)
 #
 # What lands where: Go tools in $BIN; Azurite (npm) in $CACHE/azurite-$AZURITE_VERSION
-# with a launcher $BIN/azurite; dlt (PyPI) in the virtualenv $CACHE/dlt-venv.
+# with a launcher $BIN/azurite; dlt (PyPI) in the virtualenv $CACHE/dlt-venv;
+# playwright-core (npm) in $CACHE/playwright-core-$PLAYWRIGHT_CORE_VERSION, driving
+# /usr/bin/chromium (Debian, apt).
 set -euo pipefail
 
 CACHE="${AIRLOCK_CACHE:-$HOME/.cache/airlock}"
@@ -17,6 +20,7 @@ TEMPORAL_CLI_VERSION=v1.5.1          # later versions cannot be go-installed
 WORKFLOWCHECK_VERSION=v0.6.0
 VERSITYGW_VERSION=v1.8.0             # S3 gateway the S3 tests run against
 AZURITE_VERSION=3.35.0               # Azure Blob emulator the Azure tests run against
+PLAYWRIGHT_CORE_VERSION=1.65.1       # drives Debian's chromium in the browser tests
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DLT_REQUIREMENTS="$HERE/../../connectors/dlt/requirements.txt"
 mkdir -p "$BIN"
@@ -61,6 +65,18 @@ if [ "$want" = all ] || [ "$want" = dlt ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$DLT_REQUIREMENTS" >&2
     cp "$DLT_REQUIREMENTS" "$stamp"
+  fi
+fi
+if [ "$want" = all ] || [ "$want" = browser ]; then
+  if ! command -v chromium >/dev/null; then
+    echo "installing Debian's chromium (apt)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >&2
+  fi
+  dir="$CACHE/playwright-core-$PLAYWRIGHT_CORE_VERSION"
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
+    echo "installing playwright-core $PLAYWRIGHT_CORE_VERSION into $dir" >&2
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_CORE_VERSION" >&2
   fi
 fi
 if [ "$want" = bench ]; then
