@@ -126,10 +126,10 @@ func WorkspacePrefix(workspace, dataSource, requestID string) string {
 }
 
 // CrateFile is the RO-Crate metadata file's name within a crate.
-const CrateFile = "ro-crate-metadata.json"
+const CrateFile = model.CrateFileName
 
 // BindingFile is where a release records its AnalyticsWorkspaceDataBinding.
-const BindingFile = "airlock-binding.yaml"
+const BindingFile = model.BindingFileName
 
 // ---- ResolvePolicy ----
 

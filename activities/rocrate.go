@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/version"
 )
 
 // RO-Crate and profile identifiers the crates conform to.
@@ -19,7 +20,20 @@ const (
 	ROCrateSpec      = "https://w3id.org/ro/crate/1.2"
 	FiveSafesSpec    = "https://w3id.org/5s-crate/0.4"
 	fiveSafesSignOff = "https://w3id.org/shp#SignOff"
+	// fiveSafesCheck types the automatic checks of a request's files, the
+	// profile's "check phase" (integrity, completeness, file-level checks).
+	fiveSafesCheck = "https://w3id.org/shp#CheckValue"
+	sha256Term     = "https://www.iana.org/assignments/named-information#sha-256"
 )
+
+// UploadInstrumentName names the software that receives uploads, for an
+// upload's CreateAction.
+const UploadInstrumentName = "Airlock upload (tus)"
+
+// UploadInstrument is the instrument of an upload's CreateAction.
+func UploadInstrument() connectors.Instrument {
+	return connectors.Instrument{Name: UploadInstrumentName, Version: version.Version}
+}
 
 // CrateInput is everything a crate describes. Release is set once the
 // request has been approved and released.
@@ -27,7 +41,19 @@ type CrateInput struct {
 	Request     model.RequestStatus `json:"request"`
 	DataSource  model.DataSource    `json:"datasource"`
 	Extractions []Extraction        `json:"extractions"`
-	Release     *CrateRelease       `json:"release,omitempty"`
+	// Upload is set for an upload: how its files arrived.
+	Upload  *CrateUpload  `json:"upload,omitempty"`
+	Release *CrateRelease `json:"release,omitempty"`
+}
+
+// CrateUpload describes how an upload's files arrived: the request opened
+// for uploads at StartedAt, the uploader confirmed the files at ConfirmedAt
+// (through Via) and they passed their checks at CheckedAt.
+type CrateUpload struct {
+	StartedAt   time.Time `json:"started_at"`
+	ConfirmedAt time.Time `json:"confirmed_at"`
+	CheckedAt   time.Time `json:"checked_at"`
+	Via         string    `json:"via,omitempty"`
 }
 
 // CrateRelease describes the release into a workspace.
@@ -53,9 +79,11 @@ func refs(ids []string) []entity {
 // BuildCrate renders ro-crate-metadata.json (RO-Crate 1.2): the root Dataset
 // from the data source document, its publisher, contact and project, a File
 // per file with contentSize, encodingFormat and sha256, a CreateAction per
-// extracted object, and, once decided, the review record in the Five Safes
-// RO-Crate vocabulary: an AssessAction per decision, naming its agent, time,
-// comment and the manifest digest it approved.
+// extracted object (or, for an upload, one for the upload by the requester),
+// and the review record in the Five Safes RO-Crate vocabulary: an
+// AssessAction per automatic check of the files (an upload's checks) and,
+// once decided, one per decision, naming its agent, time, comment and the
+// manifest digest it approved.
 func BuildCrate(in CrateInput) ([]byte, error) {
 	r, ds := in.Request, in.DataSource
 	spec := ds.Spec
@@ -76,6 +104,9 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 	published := r.CreatedAt
 	if r.ExtractedAt != nil {
 		published = *r.ExtractedAt
+	}
+	if in.Upload != nil && !in.Upload.CheckedAt.IsZero() {
+		published = in.Upload.CheckedAt
 	}
 	orgID := "#organisation-" + slug(spec.Publisher.Organisation)
 	contactID := "#person-" + slug(spec.Publisher.Contact.Name)
@@ -101,6 +132,11 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 	for _, e := range in.Extractions {
 		mentions = append(mentions, fmt.Sprintf("#extraction-%d", e.Index))
 	}
+	if in.Upload != nil {
+		mentions = append(mentions, "#upload")
+	}
+	checkIDs := checkIDs(r)
+	mentions = append(mentions, checkIDs...)
 	decisionIDs := decisionIDs(r)
 	mentions = append(mentions, decisionIDs...)
 	if in.Release != nil {
@@ -167,6 +203,13 @@ func BuildCrate(in CrateInput) ([]byte, error) {
 		if d := extractionDescription(e); d != "" {
 			graph[len(graph)-1]["description"] = d
 		}
+	}
+
+	if in.Upload != nil {
+		graph = append(graph, uploadEntities(in.Upload, requesterID, fileIDs)...)
+	}
+	if len(checkIDs) > 0 {
+		graph = append(graph, checkEntities(r, in.Upload, checkIDs)...)
 	}
 
 	if len(decisionIDs) > 0 {
@@ -254,6 +297,75 @@ func extractionDescription(e Extraction) string {
 		parts = append(parts, k+"="+e.Properties[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// uploadEntities are an upload's CreateAction and its instrument: the
+// requester made the files, through Airlock's resumable (tus) uploads.
+func uploadEntities(u *CrateUpload, requesterID string, fileIDs []string) []entity {
+	inst := UploadInstrument()
+	instID := "#instrument-" + slug(inst.Name)
+	via := u.Via
+	if via == "" {
+		via = "update"
+	}
+	return []entity{
+		{"@id": instID, "@type": "SoftwareApplication", "name": inst.Name, "version": inst.Version},
+		{
+			"@id": "#upload", "@type": "CreateAction",
+			"name":         "Upload into quarantine",
+			"description":  fmt.Sprintf("The requester uploaded %d files with resumable (tus) uploads straight into the staging store, and confirmed them (via %s).", len(fileIDs), via),
+			"agent":        ref(requesterID),
+			"instrument":   ref(instID),
+			"result":       refs(fileIDs),
+			"startTime":    u.StartedAt.UTC().Format(time.RFC3339Nano),
+			"endTime":      u.ConfirmedAt.UTC().Format(time.RFC3339Nano),
+			"actionStatus": "http://schema.org/CompletedActionStatus",
+		},
+	}
+}
+
+// checkEntities are the AssessActions of a request's automatic checks, made
+// by Airlock itself.
+func checkEntities(r model.RequestStatus, u *CrateUpload, ids []string) []entity {
+	agentID := "#airlock"
+	out := []entity{{"@id": agentID, "@type": "SoftwareApplication", "name": "Airlock", "version": version.Version}}
+	sha := false
+	for i, c := range r.Checks {
+		status, outcome := "http://schema.org/CompletedActionStatus", "passed"
+		if !c.Passed {
+			status, outcome = "http://schema.org/FailedActionStatus", "failed"
+		}
+		e := entity{
+			"@id": ids[i], "@type": "AssessAction",
+			"additionalType": ref(fiveSafesCheck),
+			"name":           fmt.Sprintf("Check %s: %s", c.Name, outcome),
+			"description":    c.Message,
+			"agent":          ref(agentID),
+			"object":         ref("./"),
+			"actionStatus":   status,
+		}
+		if u != nil {
+			e["startTime"] = u.ConfirmedAt.UTC().Format(time.RFC3339Nano)
+			e["endTime"] = u.CheckedAt.UTC().Format(time.RFC3339Nano)
+		}
+		if c.Name == CheckSHA256 {
+			e["instrument"] = ref(sha256Term)
+			sha = true
+		}
+		out = append(out, e)
+	}
+	if sha {
+		out = append(out, entity{"@id": sha256Term, "@type": "DefinedTerm", "name": "sha-256 algorithm"})
+	}
+	return out
+}
+
+func checkIDs(r model.RequestStatus) []string {
+	ids := make([]string, len(r.Checks))
+	for i, c := range r.Checks {
+		ids[i] = fmt.Sprintf("#check-%d-%s", i+1, slug(c.Name))
+	}
+	return ids
 }
 
 func decisionIDs(r model.RequestStatus) []string {

@@ -77,6 +77,11 @@ type Config struct {
 	Directory struct {
 		// Users maps a user name to the roles they hold.
 		Users map[string][]string `yaml:"users"`
+		// AttestedRoles makes the roles the API attests for a signed-in
+		// person (from the identity provider's claims) count as directory
+		// membership for decisions and cancellations, as well as Users. Set
+		// it in production, where the identity provider is the directory.
+		AttestedRoles bool `yaml:"attestedRoles"`
 	} `yaml:"directory"`
 	// MaxConcurrentActivities bounds the activities this worker runs at once.
 	MaxConcurrentActivities int `yaml:"maxConcurrentActivities"`
@@ -180,6 +185,7 @@ func Load(path string) (*Config, model.PolicyBook, error) {
 	}
 	book.Rules = c.Policies.Rules
 	book.Roster = c.Directory.Users
+	book.AttestedRoles = c.Directory.AttestedRoles
 	if err := book.Validate(); err != nil {
 		return nil, book, fmt.Errorf("%s: %w", path, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/airlockhq/airlock/model"
 )
 
 func writeConfig(t *testing.T, stores string) string {
@@ -59,6 +61,35 @@ func TestStoreConfigRefusals(t *testing.T) {
 		_, _, err := Load(writeConfig(t, tc.stores))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("stores %q: err = %v; want %q", tc.stores, err, tc.want)
+		}
+	}
+}
+
+// directory.attestedRoles reaches every directory the policy book makes:
+// with it, a role the API attests counts as membership; without it, only
+// the roster does.
+func TestDirectoryAttestedRoles(t *testing.T) {
+	pol := model.Policy{Name: "p", Version: "1", Stages: []model.Stage{{Name: "eng", Role: "data-engineer", Approvals: 1}}}
+	for _, tc := range []struct {
+		directory string
+		want      bool
+	}{
+		{"directory: {users: {dana: [data-engineer]}}", false},
+		{"directory: {attestedRoles: true, users: {dana: [data-engineer]}}", true},
+	} {
+		_, book, err := Load(writeConfig(t, "stores:\n  staging: {path: s}\n  workspaces: {path: ws}\n"+tc.directory))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.directory, err)
+		}
+		d := book.Directory(pol)
+		if d.AttestedRoles != tc.want || book.AttestedRoles != tc.want {
+			t.Errorf("%s: directory attests roles = %v (book %v); want %v", tc.directory, d.AttestedRoles, book.AttestedRoles, tc.want)
+		}
+		if !d.Admits("dana", nil, "data-engineer") {
+			t.Errorf("%s: the roster's member is refused", tc.directory)
+		}
+		if got := d.Admits("zed", []string{"data-engineer"}, "data-engineer"); got != tc.want {
+			t.Errorf("%s: an attested data-engineer admitted = %v; want %v", tc.directory, got, tc.want)
 		}
 	}
 }

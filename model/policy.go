@@ -134,9 +134,31 @@ func (p Policy) StageNames() []string {
 type Directory struct {
 	// Members maps a role to the people who hold it.
 	Members map[string][]string `json:"members"`
+	// AttestedRoles makes the roles an entry point verified for a person
+	// (DecisionRequest.Roles, CancelRequest.Roles: the API reads them from
+	// the identity provider's claims) count as well as Members. It is set
+	// in production (worker config directory.attestedRoles), where the
+	// identity provider is the directory; without it only Members count.
+	AttestedRoles bool `json:"attested_roles,omitempty"`
 }
 
-// HasRole reports whether user holds role.
+// Admits reports whether user holds role: as a member in the directory,
+// or, when the directory trusts attested roles, because attested (the roles
+// the entry point verified for user) lists it.
+func (d Directory) Admits(user string, attested []string, role string) bool {
+	return d.HasRole(user, role) || (d.AttestedRoles && contains(attested, role))
+}
+
+// attestedClause completes "X is not a member of role R in the directory"
+// when attested roles count too.
+func (d Directory) attestedClause() string {
+	if d.AttestedRoles {
+		return " nor among the roles their sign-in attests"
+	}
+	return ""
+}
+
+// HasRole reports whether user holds role in the roster.
 func (d Directory) HasRole(user, role string) bool {
 	for _, m := range d.Members[role] {
 		if m == user {

@@ -21,6 +21,9 @@ type PolicyBook struct {
 	Rules    []PolicyRule
 	// Roster maps a user to the roles they hold (development directory).
 	Roster map[string][]string
+	// AttestedRoles makes every Directory trust the roles entry points
+	// attest (config directory.attestedRoles): see Directory.AttestedRoles.
+	AttestedRoles bool
 }
 
 // Select returns the policy that governs a request of kind for project.
@@ -57,7 +60,9 @@ func (b *PolicyBook) Select(project string, kind Kind, requested string) (Policy
 
 // Directory snapshots the members of the roles a policy's stages use.
 func (b *PolicyBook) Directory(p Policy) Directory {
-	return DirectoryFromRoster(b.Roster, p.Roles())
+	d := DirectoryFromRoster(b.Roster, p.Roles())
+	d.AttestedRoles = b.AttestedRoles
+	return d
 }
 
 // Validate checks that every rule names known policies.

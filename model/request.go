@@ -113,6 +113,11 @@ type DecisionRequest struct {
 	// Via names the entry point (cli, api, temporal-ui). The workflow
 	// overwrites it for signals, which it records as "signal".
 	Via string `json:"via,omitempty"`
+	// Roles are the roles the entry point verified By holds (the API reads
+	// them from the identity provider's claims). They count only where the
+	// request's Directory has AttestedRoles set; a Signal's are ignored, as
+	// no entry point vouches for them.
+	Roles []string `json:"roles,omitempty"`
 }
 
 // DecisionRecord is an accepted decision.
@@ -160,6 +165,9 @@ type CancelRequest struct {
 	By     string `json:"by"`
 	Reason string `json:"reason,omitempty"`
 	Via    string `json:"via,omitempty"`
+	// Roles are the roles the entry point verified By holds, as in
+	// DecisionRequest.
+	Roles []string `json:"roles,omitempty"`
 }
 
 // RequestStatus is the whole state of a request: what the state query
@@ -188,6 +196,12 @@ type RequestStatus struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	ExtractedAt    *time.Time        `json:"extracted_at,omitempty"`
 	FinishedAt     *time.Time        `json:"finished_at,omitempty"`
+	// ExpiresAt is when an upload that its uploader has not confirmed (and
+	// whose files have not passed their checks) expires; nil once they have.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Checks are the automatic checks of an upload's files, from its last
+	// CHECKING step.
+	Checks []CheckResult `json:"checks,omitempty"`
 }
 
 // Progress counts how much of the extraction is done. Objects in flight
@@ -272,8 +286,8 @@ func (r *RequestStatus) CheckDecision(d DecisionRequest, dir Directory) error {
 	if d.By == r.Requester {
 		return refuse("%s requested this %s and cannot decide on it: the requester never approves their own request; ask a member of role %s", d.By, r.Kind, stage.Role)
 	}
-	if !dir.HasRole(d.By, stage.Role) {
-		return refuse("%s is not a member of role %s in the directory, so cannot decide stage %q; ask a member of %s", d.By, stage.Role, stage.Name, stage.Role)
+	if !dir.Admits(d.By, d.Roles, stage.Role) {
+		return refuse("%s is not a member of role %s in the directory%s, so cannot decide stage %q; ask a member of %s", d.By, stage.Role, dir.attestedClause(), stage.Name, stage.Role)
 	}
 	for i, s := range r.Stages {
 		for _, prev := range s.Decisions {
@@ -335,12 +349,19 @@ func (r *RequestStatus) CheckCancel(c CancelRequest, dir Directory) error {
 	if c.By == r.Requester {
 		return nil
 	}
+	var roles []string
 	for _, s := range r.Stages {
-		if dir.HasRole(c.By, s.Role) {
+		if dir.Admits(c.By, c.Roles, s.Role) {
 			return nil
 		}
+		if !contains(roles, s.Role) {
+			roles = append(roles, s.Role)
+		}
 	}
-	return refuse("%s may not cancel request %s: only the requester (%s) or a member of its approval roles may", c.By, r.ID, r.Requester)
+	if len(roles) == 0 {
+		return refuse("%s may not cancel request %s: only the requester (%s) or a member of its approval roles may", c.By, r.ID, r.Requester)
+	}
+	return refuse("%s may not cancel request %s: only the requester (%s) or a member of its approval roles (%s) may, and %s is not one in the directory%s", c.By, r.ID, r.Requester, strings.Join(roles, ", "), c.By, dir.attestedClause())
 }
 
 // FormatBytes renders a size for people: 512 B, 52.6 KiB, 1.0 GiB.

@@ -82,6 +82,7 @@ func run(configPath string, logger *slog.Logger) error {
 // Register registers every workflow and activity on w.
 func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: workflows.ImportWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.UploadWorkflow, workflow.RegisterOptions{Name: workflows.UploadWorkflowName})
 	w.RegisterActivity(acts)
 }
 

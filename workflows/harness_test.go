@@ -82,7 +82,10 @@ func testPolicyBook() *model.PolicyBook {
 				stage(stageIG, roleIG, 1, 168*time.Hour),
 			}},
 		},
-		Rules: []model.PolicyRule{{Project: "*", Kind: model.KindImport, Policies: []string{policyStandard, policyTwoPerson}}},
+		Rules: []model.PolicyRule{
+			{Project: "*", Kind: model.KindImport, Policies: []string{policyStandard, policyTwoPerson}},
+			{Project: "*", Kind: model.KindUpload, Policies: []string{policyStandard}},
+		},
 		Roster: map[string][]string{
 			"rita":  {"researcher"},
 			"dana":  {roleEng},
@@ -164,6 +167,7 @@ func newHarness(t *testing.T) *harness {
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(ImportWorkflow, workflow.RegisterOptions{Name: ImportWorkflowName})
+	env.RegisterWorkflowWithOptions(UploadWorkflow, workflow.RegisterOptions{Name: UploadWorkflowName})
 	env.RegisterActivity(acts)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testWorkflowID, TaskQueue: TaskQueue})
 	env.SetTestTimeout(15 * time.Second)

@@ -13,16 +13,19 @@ const TaskQueue = "airlock"
 // Workflow type names.
 const (
 	ImportWorkflowName = "ImportWorkflow"
+	UploadWorkflowName = "UploadWorkflow"
 )
 
 // Message names: the decide Update and Signal take a model.DecisionRequest;
 // the cancel Update takes a model.CancelRequest; the state Query returns a
-// model.RequestStatus.
+// model.RequestStatus; an upload's confirm-upload Update takes a
+// model.UploadConfirmation and answers a ConfirmUploadResult.
 const (
-	UpdateDecide = "decide"
-	SignalDecide = "decide"
-	UpdateCancel = "cancel"
-	QueryState   = "state"
+	UpdateDecide        = "decide"
+	SignalDecide        = "decide"
+	UpdateCancel        = "cancel"
+	QueryState          = "state"
+	UpdateConfirmUpload = "confirm-upload"
 )
 
 // Search attribute names (all Keyword), upserted at every transition.

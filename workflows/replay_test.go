@@ -25,8 +25,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(ImportWorkflow, workflow.RegisterOptions{Name: ImportWorkflowName})
+			r.RegisterWorkflowWithOptions(UploadWorkflow, workflow.RegisterOptions{Name: UploadWorkflowName})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
-				t.Fatalf("the current ImportWorkflow cannot replay %s: %v", f, err)
+				t.Fatalf("the current workflow code cannot replay %s: %v", f, err)
 			}
 		})
 	}
