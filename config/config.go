@@ -115,9 +115,6 @@ type PartsConfig struct {
 	Concurrency int   `yaml:"concurrency"`
 }
 
-// DefaultUploadExpiry is how long an unconfirmed upload request lives.
-const DefaultUploadExpiry = 24 * time.Hour
-
 // Store types a StoreConfig may name.
 const (
 	StoreLocal = "local"
@@ -190,7 +187,7 @@ func Load(path string) (*Config, model.PolicyBook, error) {
 		return nil, book, fmt.Errorf("%s: %w", path, err)
 	}
 	if c.Uploads.ExpireAfter == 0 {
-		c.Uploads.ExpireAfter = model.Duration(DefaultUploadExpiry)
+		c.Uploads.ExpireAfter = model.Duration(workflows.DefaultUploadExpiry)
 	}
 	if c.Uploads.ExpireAfter < 0 || c.Uploads.MaxFileSize < 0 || c.Uploads.MaxRequestSize < 0 || c.Uploads.MaxFiles < 0 {
 		return nil, book, fmt.Errorf("%s: uploads: expireAfter, maxFileSize, maxRequestSize and maxFiles cannot be negative (0 means the default, or no limit)", path)
