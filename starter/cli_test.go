@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/airlockhq/airlock/requests"
 )
 
 // run executes the CLI in-process. Dialling Temporal fails the test: these
@@ -121,12 +123,41 @@ func TestDecisionFlagsCheckedBeforeContactingTheServer(t *testing.T) {
 		{[]string{"reject", "id-1", "--stage", "s", "--as", "ian"}, "--comment"},
 		{[]string{"cancel", "id-1"}, "--as"},
 		{[]string{"status"}, "ID"},
-		{[]string{"list", "--state", "SLEEPING"}, "unknown state"},
+		{[]string{"list", "--state", "SLEEPING"}, `--state "SLEEPING": unknown state`},
+		{[]string{"list", "--kind", "export"}, `--kind "export": unknown kind (expected one of: import, upload, egress)`},
+		{[]string{"list", "--awaiting-role", "ig' OR 'a'='a"}, "--awaiting-role"},
+		{[]string{"list", "--project", "P 1"}, "--project"},
+		{[]string{"list", "--limit", "0"}, "--limit 0"},
 		{[]string{"status", "x", "-o", "yaml"}, "expected text or json"},
 	} {
 		_, _, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("airlock %s: error %v, want one mentioning %q", strings.Join(tc.args, " "), err, tc.want)
 		}
+	}
+}
+
+// The requests package's errors read in the CLI's words: a missing request
+// says how to find the id, a refused field names its flag.
+func TestExplain(t *testing.T) {
+	if err := explain(requests.ErrNotFound, "import-x-abcdef"); err == nil || err.Error() != "no request \"import-x-abcdef\" in this namespace: check the id with `airlock list`" {
+		t.Errorf("not found: %v", err)
+	}
+	for field, flag := range map[string]string{"awaiting_role": "--awaiting-role", "requester": "--as", "spec.type": "spec.type"} {
+		err := explain(&requests.FieldError{Field: field, Value: "v", Problem: "bad"}, "")
+		if want := flag + ` "v": bad`; err == nil || err.Error() != want {
+			t.Errorf("field %s: %v, want %s", field, err, want)
+		}
+	}
+	var out, errOut bytes.Buffer
+	a := newApp(&out, &errOut)
+	err := a.refusal(&requests.RefusedError{Reason: "the requester never approves"}, "id-1")
+	var quiet *exitError
+	if !errors.As(err, &quiet) || errOut.String() != "refused: the requester never approves\n" {
+		t.Errorf("refusal: %v, stderr %q", err, errOut.String())
+	}
+	errOut.Reset()
+	if err := a.refusal(errors.New("connection reset"), "id-1"); errors.As(err, &quiet) || errOut.Len() != 0 {
+		t.Errorf("a transport error was shown as a refusal: %v, stderr %q", err, errOut.String())
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 
 	"github.com/airlockhq/airlock/model"
-	"github.com/airlockhq/airlock/workflows"
 )
 
 func (a *app) decideCmd(decision string) *cobra.Command {
@@ -45,13 +43,13 @@ comment saying why.`
 		if decision == model.Reject && strings.TrimSpace(comment) == "" {
 			return fmt.Errorf("--comment: missing: a rejection needs a comment saying why")
 		}
-		c, err := a.dial()
+		svc, err := a.connect("")
 		if err != nil {
 			return err
 		}
-		defer c.Close()
+		defer svc.Client.Close()
 		if digest == "" {
-			st, err := a.queryState(c, id)
+			st, err := a.status(svc, id)
 			if err != nil {
 				return err
 			}
@@ -59,22 +57,11 @@ comment saying why.`
 		}
 		ctx, cancel := a.ctx()
 		defer cancel()
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID:   id,
-			UpdateName:   workflows.UpdateDecide,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-			Args: []any{model.DecisionRequest{
-				Stage: stage, By: as, Decision: decision, Comment: comment, ManifestDigest: digest, Via: "cli",
-			}},
+		res, err := svc.Decide(ctx, id, model.DecisionRequest{
+			Stage: stage, By: as, Decision: decision, Comment: comment, ManifestDigest: digest, Via: "cli",
 		})
-		var res workflows.DecisionResult
-		if err == nil {
-			err = h.Get(ctx, &res)
-		}
 		if err != nil {
-			err = explainNotFound(err, id)
-			fmt.Fprintf(a.errOut, "refused: %s\n", reason(err))
-			return &exitError{err}
+			return a.refusal(err, id)
 		}
 		if a.output == "json" {
 			return a.printJSON(res)
@@ -108,25 +95,16 @@ func (a *app) cancelCmd() *cobra.Command {
 			if strings.TrimSpace(as) == "" {
 				return fmt.Errorf("--as: missing: say who is cancelling")
 			}
-			c, err := a.dial()
+			svc, err := a.connect("")
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer svc.Client.Close()
 			ctx, cancel := a.ctx()
 			defer cancel()
-			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: workflows.UpdateCancel, WaitForStage: client.WorkflowUpdateStageCompleted,
-				Args: []any{model.CancelRequest{By: as, Reason: why, Via: "cli"}},
-			})
-			var res workflows.CancelResult
-			if err == nil {
-				err = h.Get(ctx, &res)
-			}
+			res, err := svc.Cancel(ctx, id, model.CancelRequest{By: as, Reason: why, Via: "cli"})
 			if err != nil {
-				err = explainNotFound(err, id)
-				fmt.Fprintf(a.errOut, "refused: %s\n", reason(err))
-				return &exitError{err}
+				return a.refusal(err, id)
 			}
 			if a.output == "json" {
 				return a.printJSON(res)

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
-	"github.com/airlockhq/airlock/activities"
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/requests"
 	"github.com/airlockhq/airlock/workflows"
 )
 
@@ -75,34 +71,18 @@ leaves EXTRACTING.`,
 			if !model.ValidName(workspace) {
 				return fmt.Errorf("--workspace %q: %s", workspace, model.NameRule)
 			}
-			c, err := a.dial()
+			svc, err := a.connect(taskQueue)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			id := newRequestID(ds.Metadata.Name)
-			in := workflows.ImportInput{DataSource: ds, Workspace: workspace, Requester: as, Policy: policy, Binding: binding, Via: "cli"}
+			defer svc.Client.Close()
 			ctx, cancel := a.ctx()
 			defer cancel()
-			_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID:        id,
-				TaskQueue: taskQueue,
-				TypedSearchAttributes: temporal.NewSearchAttributes(
-					workflows.KeyKind.ValueSet(string(model.KindImport)),
-					workflows.KeyState.ValueSet(string(model.StateExtracting)),
-					workflows.KeyProject.ValueSet(ds.Spec.Project.ID),
-					workflows.KeyDataSource.ValueSet(ds.Metadata.Name),
-					workflows.KeyWorkspace.ValueSet(workspace),
-					workflows.KeyRequester.ValueSet(as),
-				),
-				StaticSummary: fmt.Sprintf("Import %s into workspace %s (project %s), asked by %s", ds.Metadata.Name, workspace, ds.Spec.Project.ID, as),
-				StaticDetails: staticDetails(ds, workspace, as, policy),
-			}, workflows.ImportWorkflowName, in)
+			id, err := svc.StartImport(ctx, requests.StartImport{
+				DataSource: ds, Workspace: workspace, Binding: binding, Requester: as, Policy: policy, Via: "cli",
+			})
 			if err != nil {
-				if strings.Contains(err.Error(), "search attribute") {
-					return fmt.Errorf("starting the import: %v (register Airlock's search attributes: `make dev` does, or run `temporal operator search-attribute create --name %s --type Keyword` for each of %s)", err, workflows.SearchAttrKind, strings.Join(workflows.SearchAttributeNames, ", "))
-				}
-				return fmt.Errorf("starting the import: %w", err)
+				return explain(err, "")
 			}
 			if !wait {
 				if a.output == "json" {
@@ -114,7 +94,7 @@ leaves EXTRACTING.`,
 			if a.output == "text" {
 				fmt.Fprintln(a.out, id)
 			}
-			st, err := a.follow(c, id)
+			st, err := a.follow(svc, id)
 			if err != nil {
 				return err
 			}
@@ -141,39 +121,12 @@ leaves EXTRACTING.`,
 	return cmd
 }
 
-func staticDetails(ds model.DataSource, workspace, as, policy string) string {
-	var b strings.Builder
-	s := ds.Spec
-	fmt.Fprintf(&b, "**%s**\n\n%s\n\n", s.DisplayName, strings.TrimSpace(s.Description))
-	fmt.Fprintf(&b, "- data source: `%s`\n- publisher: %s (contact %s)\n- project: `%s`\n- workspace: `%s`\n- requested by: %s\n", ds.Metadata.Name, s.Publisher.Organisation, s.Publisher.Contact.Name, s.Project.ID, workspace, as)
-	if policy != "" {
-		fmt.Fprintf(&b, "- policy requested: `%s`\n", policy)
-	}
-	b.WriteString("\nObjects:\n")
-	for _, o := range s.Objects {
-		conn, _ := ds.Connection(o.ConnectionName())
-		fmt.Fprintf(&b, "- %s from %s connection `%s`\n", o.Describe(), conn.Type, conn.Name)
-	}
-	return b.String()
-}
-
-// newRequestID makes a readable, unique request id: import-<datasource>-<6 chars>.
-func newRequestID(datasource string) string {
-	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
-	buf := make([]byte, 6)
-	_, _ = rand.Read(buf)
-	for i := range buf {
-		buf[i] = alphabet[int(buf[i])%len(alphabet)]
-	}
-	return "import-" + datasource + "-" + string(buf)
-}
-
 // follow shows extraction progress until the request leaves EXTRACTING.
-func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
+func (a *app) follow(svc *requests.Service, id string) (model.RequestStatus, error) {
 	start := time.Now()
 	lastPrint := time.Time{}
 	for {
-		st, err := a.queryState(c, id)
+		st, err := a.status(svc, id)
 		if err != nil {
 			return st, err
 		}
@@ -182,25 +135,13 @@ func (a *app) follow(c client.Client, id string) (model.RequestStatus, error) {
 			return st, nil
 		}
 		done := st.Progress.BytesDone
-		inflight := 0
 		producing := "" // the latest line of a producer (a query, a pipeline) still running
 		ctx, cancel := a.ctx()
-		desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+		live, err := svc.InFlight(ctx, id)
 		cancel()
 		if err == nil {
-			for _, pa := range desc.PendingActivities {
-				if pa.GetActivityType().GetName() != "ExtractObject" || pa.HeartbeatDetails == nil {
-					continue
-				}
-				var p activities.ExtractProgress
-				if converter.GetDefaultDataConverter().FromPayloads(pa.HeartbeatDetails, &p) == nil {
-					done += p.BytesDone
-					inflight++
-					if p.Phase == activities.PhaseProducing && p.Message != "" {
-						producing = p.Message
-					}
-				}
-			}
+			done += live.BytesDone
+			producing = live.Producing
 		}
 		if time.Since(lastPrint) >= time.Second {
 			lastPrint = time.Now()

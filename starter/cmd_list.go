@@ -2,30 +2,12 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
-	"github.com/airlockhq/airlock/model"
-	"github.com/airlockhq/airlock/workflows"
+	"github.com/airlockhq/airlock/requests"
 )
-
-// listedRequest is one row of airlock list, read from search attributes.
-type listedRequest struct {
-	ID           string    `json:"id"`
-	Kind         string    `json:"kind"`
-	State        string    `json:"state"`
-	AwaitingRole string    `json:"awaiting_role,omitempty"`
-	DataSource   string    `json:"datasource"`
-	Project      string    `json:"project"`
-	Workspace    string    `json:"workspace"`
-	Requester    string    `json:"requester"`
-	StartedAt    time.Time `json:"started_at"`
-}
 
 func (a *app) listCmd() *cobra.Command {
 	var state, role, kind, project string
@@ -40,82 +22,36 @@ shows its new state there a moment after it changes.`,
   airlock list --project d4e6 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var conds []string
-			if state != "" {
-				ok := false
-				for _, s := range model.States {
-					if string(s) == strings.ToUpper(state) {
-						ok = true
-					}
-				}
-				if !ok {
-					var all []string
-					for _, s := range model.States {
-						all = append(all, string(s))
-					}
-					return fmt.Errorf("--state %q: unknown state (expected one of: %s)", state, strings.Join(all, ", "))
-				}
-				conds = append(conds, fmt.Sprintf("%s = '%s'", workflows.SearchAttrState, strings.ToUpper(state)))
+			if limit < 1 {
+				return fmt.Errorf("--limit %d: must be at least 1", limit)
 			}
-			for _, f := range []struct{ attr, val, flag string }{
-				{workflows.SearchAttrAwaitingRole, role, "--awaiting-role"},
-				{workflows.SearchAttrKind, kind, "--kind"},
-				{workflows.SearchAttrProject, project, "--project"},
-			} {
-				if f.val == "" {
-					continue
-				}
-				if strings.ContainsAny(f.val, "'\"\\") {
-					return fmt.Errorf("%s %q: quotes and backslashes are not allowed", f.flag, f.val)
-				}
-				conds = append(conds, fmt.Sprintf("%s = '%s'", f.attr, f.val))
+			f := requests.Filter{State: state, Kind: kind, Project: project, AwaitingRole: role, PageSize: min(limit, requests.MaxPageSize)}
+			if _, err := f.Query(); err != nil {
+				return explain(err, "")
 			}
-			if kind == "" {
-				conds = append(conds, fmt.Sprintf("%s IN ('import', 'upload', 'egress')", workflows.SearchAttrKind))
-			}
-			query := strings.Join(conds, " AND ")
-			c, err := a.dial()
+			svc, err := a.connect("")
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			var rows []listedRequest
-			var token []byte
+			defer svc.Client.Close()
+			rows := []requests.Summary{}
 			for len(rows) < limit {
 				ctx, cancel := a.ctx()
-				resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: int32(min(limit, 1000))})
+				page, err := svc.List(ctx, f)
 				cancel()
 				if err != nil {
-					return fmt.Errorf("listing requests (%s): %w", query, err)
+					return explain(err, "")
 				}
-				dc := converter.GetDefaultDataConverter()
-				for _, e := range resp.Executions {
-					r := listedRequest{ID: e.GetExecution().GetWorkflowId(), StartedAt: e.GetStartTime().AsTime()}
-					fields := e.GetSearchAttributes().GetIndexedFields()
-					get := func(name string) string {
-						var s string
-						if p, ok := fields[name]; ok {
-							_ = dc.FromPayload(p, &s)
-						}
-						return s
-					}
-					r.Kind, r.State, r.AwaitingRole = get(workflows.SearchAttrKind), get(workflows.SearchAttrState), get(workflows.SearchAttrAwaitingRole)
-					r.DataSource, r.Project = get(workflows.SearchAttrDataSource), get(workflows.SearchAttrProject)
-					r.Workspace, r.Requester = get(workflows.SearchAttrWorkspace), get(workflows.SearchAttrRequester)
-					rows = append(rows, r)
-				}
-				token = resp.NextPageToken
-				if len(token) == 0 {
+				rows = append(rows, page.Requests...)
+				if page.NextPageToken == "" {
 					break
 				}
+				f.PageToken = page.NextPageToken
 			}
 			if len(rows) > limit {
 				rows = rows[:limit]
 			}
 			if a.output == "json" {
-				if rows == nil {
-					rows = []listedRequest{}
-				}
 				return a.printJSON(rows)
 			}
 			if len(rows) == 0 {
@@ -136,7 +72,7 @@ shows its new state there a moment after it changes.`,
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only requests in this state (e.g. AWAITING_APPROVAL)")
 	cmd.Flags().StringVar(&role, "awaiting-role", "", "only requests waiting on a decision by this role")
-	cmd.Flags().StringVar(&kind, "kind", "", "only requests of this kind (import)")
+	cmd.Flags().StringVar(&kind, "kind", "", "only requests of this kind (import, upload or egress)")
 	cmd.Flags().StringVar(&project, "project", "", "only requests for this project")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many requests")
 	return cmd

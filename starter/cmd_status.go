@@ -21,12 +21,12 @@ same document as the workflow's state query and the API.`,
   airlock status import-sample-clinic-extract-x7k2m9 -o json | jq -r .manifest_digest`,
 		Args: exactArgs(1, "ID: give the request id printed by airlock import (or see airlock list)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial()
+			svc, err := a.connect("")
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			st, err := a.queryState(c, args[0])
+			defer svc.Client.Close()
+			st, err := a.status(svc, args[0])
 			if err != nil {
 				return err
 			}

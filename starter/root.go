@@ -11,15 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/airlockhq/airlock/model"
+	"github.com/airlockhq/airlock/requests"
 	"github.com/airlockhq/airlock/version"
-	"github.com/airlockhq/airlock/workflows"
 )
 
 // app holds what every command shares.
@@ -102,33 +100,62 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// queryState asks a request's workflow for its state document.
-func (a *app) queryState(c client.Client, id string) (model.RequestStatus, error) {
-	ctx, cancel := a.ctx()
-	defer cancel()
-	var st model.RequestStatus
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+// connect dials Temporal and returns the requests service over it; close
+// its client when done.
+func (a *app) connect(taskQueue string) (*requests.Service, error) {
+	c, err := a.dial()
 	if err != nil {
-		return st, explainNotFound(err, id)
+		return nil, err
 	}
-	return st, v.Get(&st)
+	return &requests.Service{Client: c, TaskQueue: taskQueue}, nil
 }
 
-func explainNotFound(err error, id string) error {
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
+// status reads a request's state document.
+func (a *app) status(svc *requests.Service, id string) (model.RequestStatus, error) {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	st, err := svc.Status(ctx, id)
+	return st, explain(err, id)
+}
+
+// explain puts the requests package's errors in the CLI's words.
+func explain(err error, id string) error {
+	if errors.Is(err, requests.ErrNotFound) {
 		return fmt.Errorf("no request %q in this namespace: check the id with `airlock list`", id)
+	}
+	var fe *requests.FieldError
+	if errors.As(err, &fe) {
+		return flagError(fe)
 	}
 	return err
 }
 
-// reason extracts the message a workflow gave for refusing an update.
-func reason(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
+// flags names the flag that carries each field the requests package may
+// refuse.
+var flags = map[string]string{
+	"state": "--state", "kind": "--kind", "project": "--project", "awaiting_role": "--awaiting-role",
+	"workspace": "--workspace", "requester": "--as",
+}
+
+// flagError names the flag that carries a refused field, when there is one.
+func flagError(fe *requests.FieldError) error {
+	named := *fe
+	if flag, ok := flags[fe.Field]; ok {
+		named.Field = flag
 	}
-	return err.Error()
+	return &named
+}
+
+// refusal prints why the server refused an update and exits 1; other
+// errors go up as they are.
+func (a *app) refusal(err error, id string) error {
+	var refused *requests.RefusedError
+	if errors.As(err, &refused) || errors.Is(err, requests.ErrNotFound) {
+		err = explain(err, id)
+		fmt.Fprintf(a.errOut, "refused: %s\n", err)
+		return &exitError{err}
+	}
+	return explain(err, id)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
