@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	for name, pkg := range map[string]string{"airlock": "../starter", "airlock-worker": "../workers"} {
+	for name, pkg := range map[string]string{"airlock": "../starter", "airlock-worker": "../workers", "airlock-api": "../api"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
@@ -141,9 +142,11 @@ func newEnvConfig(t *testing.T, transfer, stores, extra string) *env {
 	e.staging = filepath.Join(e.dir, "staging")
 	e.workspaces = filepath.Join(e.dir, "workspaces")
 	must(t, os.MkdirAll(e.sourceRoot, 0o755))
-	policy, err := os.ReadFile("../examples/policies/standard-import.yaml")
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(e.dir, "standard-import.yaml"), policy, 0o644))
+	for _, name := range []string{"standard-import.yaml", "standard-upload.yaml"} {
+		policy, err := os.ReadFile("../examples/policies/" + name)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(e.dir, name), policy, 0o644))
+	}
 	e.config = filepath.Join(e.dir, "airlock.yaml")
 	cfg := fmt.Sprintf(`taskQueue: %s
 %s
@@ -154,9 +157,10 @@ sources:
 transfer:
 %s
 policies:
-  files: [standard-import.yaml]
+  files: [standard-import.yaml, standard-upload.yaml]
   rules:
   - {project: "*", kind: import, policies: [standard-import]}
+  - {project: "*", kind: upload, policies: [standard-upload]}
 directory:
   users:
     rita: [researcher]
@@ -195,6 +199,57 @@ func (e *env) startWorker(config string) *workerProc {
 		}
 	})
 	return w
+}
+
+// apiProc is a running API server process.
+type apiProc struct {
+	workerProc
+	url string
+}
+
+// startAPI runs the API server with config on a free loopback port and
+// waits until it is ready.
+func (e *env) startAPI(config string) *apiProc {
+	e.t.Helper()
+	port, err := testservers.FreePort()
+	must(e.t, err)
+	a := &apiProc{workerProc: workerProc{log: &lockedBuffer{}, done: make(chan struct{})}, url: "http://" + testservers.HostPort(port)}
+	a.cmd = exec.Command(filepath.Join(binDir, "airlock-api"), "--config", config, "--listen", testservers.HostPort(port))
+	a.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "TEMPORAL_NAMESPACE=default")
+	a.cmd.Env = append(a.cmd.Env, e.workerEnv...)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	must(e.t, a.cmd.Start())
+	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	e.t.Cleanup(func() {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-a.done:
+		case <-time.After(15 * time.Second):
+			_ = a.cmd.Process.Kill()
+		}
+		if e.t.Failed() {
+			e.t.Logf("API log:\n%s", a.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(a.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return a
+			}
+		}
+		select {
+		case <-a.done:
+			e.t.Fatalf("the API exited: %s", a.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the API at %s was not ready within 30s (last: %v)\n%s", a.url, err, a.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // kill stops the worker the hard way, as a crash would.

@@ -14,6 +14,7 @@
 //                    larger than the page's chunk size
 //   SCREENSHOTS      folder for the screenshots
 //   PROJECT, WORKSPACE
+//   RESEARCHER, FIRST_APPROVER, SECOND_APPROVER  user names at the provider
 // It prints one JSON line: {"id": "<request id>", "state": "..."}.
 'use strict';
 const path = require('path');
@@ -85,8 +86,9 @@ async function approve(page, user, id, comment) {
   page.on('console', (m) => console.error(`page: ${m.text()}`));
 
   // The researcher uploads.
-  await signIn(page, 'rita');
-  await shot(page, 'rita-my-requests');
+  const researcher = process.env.RESEARCHER;
+  await signIn(page, researcher);
+  await shot(page, 'researcher-my-requests');
   await page.click('a#nav-upload');
   await page.fill('#project', process.env.PROJECT);
   await page.fill('#workspace', process.env.WORKSPACE);
@@ -94,9 +96,9 @@ async function approve(page, user, id, comment) {
   await page.fill('#description', 'Survey answers collected at the clinic, pseudonymised.');
   await page.fill('#license', 'For project d4e6 only.');
   await page.fill('#publisher_organisation', 'Example Clinic');
-  await page.fill('#publisher_contact_name', 'Rita Researcher');
+  await page.fill('#publisher_contact_name', researcher);
   await page.fill('#publisher_contact_role', 'Researcher');
-  await shot(page, 'rita-new-upload');
+  await shot(page, 'researcher-new-upload');
   await page.click('button#create');
   await page.waitForSelector('input#file-input', { timeout });
   const id = (await page.textContent('#request-id')).trim();
@@ -125,22 +127,22 @@ async function approve(page, user, id, comment) {
   if (dropped === null) throw new Error('no PATCH continued a file part-way, so resumption was not exercised: upload a file larger than the page\'s chunk size');
   if (resumedAt === null || resumedAt < dropped) throw new Error(`after the connection dropped at offset ${dropped} the page resumed at ${resumedAt}`);
   console.error(`dropped a PATCH at offset ${dropped}; the page resumed at ${resumedAt}`);
-  await shot(page, 'rita-uploaded');
+  await shot(page, 'researcher-uploaded');
   await page.click('button#confirm');
   await page.waitForSelector('#state', { timeout });
   await waitForState(page, 'AWAITING_APPROVAL');
-  await shot(page, 'rita-awaiting-approval');
+  await shot(page, 'researcher-awaiting-approval');
   await signOut(page);
 
   // Two approvers, one stage each.
-  await approve(page, 'dana', id, 'Files match the description; no direct identifiers.');
-  await approve(page, 'ian', id, 'Lawful basis confirmed for project d4e6.');
+  await approve(page, process.env.FIRST_APPROVER, id, 'Files match the description; no direct identifiers.');
+  await approve(page, process.env.SECOND_APPROVER, id, 'Lawful basis confirmed for project d4e6.');
 
   // The researcher sees it completed.
-  await signIn(page, 'rita');
+  await signIn(page, researcher);
   await page.goto(`${base}/requests/${id}`);
   await waitForState(page, 'COMPLETED');
-  await shot(page, 'rita-completed');
+  await shot(page, 'researcher-completed');
   await browser.close();
   console.log(JSON.stringify({ id, state: 'COMPLETED', dropped_at: dropped, resumed_at: resumedAt }));
 })().catch((e) => {
