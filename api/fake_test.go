@@ -107,6 +107,23 @@ func (f *fakeRequests) Status(ctx context.Context, id string) (model.RequestStat
 	return *st, nil
 }
 
+func (f *fakeRequests) Summary(ctx context.Context, id string) (requests.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.reqs[id]
+	if !ok {
+		return requests.Summary{}, requests.ErrNotFound
+	}
+	return summaryOf(st), nil
+}
+
+func summaryOf(st *model.RequestStatus) requests.Summary {
+	return requests.Summary{
+		ID: st.ID, Kind: string(st.Kind), State: string(st.State), AwaitingRole: st.AwaitingRole(),
+		DataSource: st.DataSource, Project: st.Project, Workspace: st.Workspace, Requester: st.Requester, StartedAt: st.CreatedAt,
+	}
+}
+
 func (f *fakeRequests) List(ctx context.Context, flt requests.Filter) (requests.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -124,10 +141,7 @@ func (f *fakeRequests) List(ctx context.Context, flt requests.Filter) (requests.
 			flt.Requester != "" && flt.Requester != st.Requester:
 			continue
 		}
-		rows = append(rows, requests.Summary{
-			ID: st.ID, Kind: string(st.Kind), State: string(st.State), AwaitingRole: st.AwaitingRole(),
-			DataSource: st.DataSource, Project: st.Project, Workspace: st.Workspace, Requester: st.Requester, StartedAt: st.CreatedAt,
-		})
+		rows = append(rows, summaryOf(st))
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].StartedAt.After(rows[j].StartedAt) })
 	if rows == nil {

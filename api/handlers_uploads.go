@@ -262,16 +262,24 @@ func (s *server) authorizeUpload(r *http.Request, requestID string) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.readable(r, ident, requestID)
+	// Every PATCH of every chunk passes here, so the request is read from
+	// the server's record of the run (its search attributes), not queried
+	// from a worker.
+	ctx, cancel := s.serviceContext(r)
+	defer cancel()
+	st, err := s.requests.Summary(ctx, requestID)
 	if err != nil {
-		return err
+		return s.serviceError(requestID, err)
+	}
+	if !ident.CanReadSummary(st.Requester, st.Project, st.AwaitingRole) {
+		return notFound(requestID)
 	}
 	switch {
-	case st.Kind != model.KindUpload:
+	case st.Kind != string(model.KindUpload):
 		return errorf(http.StatusConflict, "request %s is an %s, not an upload: it takes no uploaded files", st.ID, st.Kind)
 	case st.Requester != ident.Username:
 		return errorf(http.StatusForbidden, "%s may not upload files to request %s: only its requester (%s) uploads", ident.Username, st.ID, st.Requester)
-	case st.State != model.StateAwaitingUpload:
+	case st.State != string(model.StateAwaitingUpload):
 		return errorf(http.StatusConflict, "request %s is %s: files are accepted only while it is %s", st.ID, st.State, model.StateAwaitingUpload)
 	}
 	return nil

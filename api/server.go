@@ -26,6 +26,9 @@ type requestService interface {
 	StartImport(ctx context.Context, in requests.StartImport) (string, error)
 	StartUpload(ctx context.Context, in requests.StartUpload) (string, error)
 	Status(ctx context.Context, id string) (model.RequestStatus, error)
+	// Summary reads a request's search attributes without asking a
+	// worker: what every tus request's authorisation needs, quickly.
+	Summary(ctx context.Context, id string) (requests.Summary, error)
 	List(ctx context.Context, f requests.Filter) (requests.Page, error)
 	Decide(ctx context.Context, id string, d model.DecisionRequest) (workflows.DecisionResult, error)
 	Cancel(ctx context.Context, id string, c model.CancelRequest) (workflows.CancelResult, error)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"strings"
 	"time"
 	"unicode"
@@ -89,23 +90,51 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	page := Page{Requests: make([]Summary, 0, len(resp.Executions))}
 	for _, e := range resp.Executions {
-		fields := e.GetSearchAttributes().GetIndexedFields()
-		page.Requests = append(page.Requests, Summary{
-			ID:           e.GetExecution().GetWorkflowId(),
-			Kind:         searchAttr(fields, workflows.SearchAttrKind),
-			State:        searchAttr(fields, workflows.SearchAttrState),
-			AwaitingRole: searchAttr(fields, workflows.SearchAttrAwaitingRole),
-			DataSource:   searchAttr(fields, workflows.SearchAttrDataSource),
-			Project:      searchAttr(fields, workflows.SearchAttrProject),
-			Workspace:    searchAttr(fields, workflows.SearchAttrWorkspace),
-			Requester:    searchAttr(fields, workflows.SearchAttrRequester),
-			StartedAt:    e.GetStartTime().AsTime(),
-		})
+		page.Requests = append(page.Requests, summaryOf(e))
 	}
 	if len(resp.NextPageToken) > 0 {
 		page.NextPageToken = encodePageToken(q, resp.NextPageToken)
 	}
 	return page, nil
+}
+
+// Summary reads one request's search attributes from the server's record
+// of the run (DescribeWorkflowExecution): current as of its last workflow
+// task, and answered without a round trip to a worker, unlike Status. A
+// missing request, or a workflow that is not an Airlock request, is
+// ErrNotFound.
+func (s *Service) Summary(ctx context.Context, id string) (Summary, error) {
+	if err := checkID(id); err != nil {
+		return Summary{}, err
+	}
+	desc, err := s.Client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		if isNotFound(err) {
+			return Summary{}, ErrNotFound
+		}
+		return Summary{}, fmt.Errorf("describing request %s: %w", id, err)
+	}
+	sum := summaryOf(desc.GetWorkflowExecutionInfo())
+	if !known(Kinds, sum.Kind) {
+		return Summary{}, ErrNotFound
+	}
+	return sum, nil
+}
+
+// summaryOf reads a run's Airlock search attributes.
+func summaryOf(e *workflowpb.WorkflowExecutionInfo) Summary {
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	return Summary{
+		ID:           e.GetExecution().GetWorkflowId(),
+		Kind:         searchAttr(fields, workflows.SearchAttrKind),
+		State:        searchAttr(fields, workflows.SearchAttrState),
+		AwaitingRole: searchAttr(fields, workflows.SearchAttrAwaitingRole),
+		DataSource:   searchAttr(fields, workflows.SearchAttrDataSource),
+		Project:      searchAttr(fields, workflows.SearchAttrProject),
+		Workspace:    searchAttr(fields, workflows.SearchAttrWorkspace),
+		Requester:    searchAttr(fields, workflows.SearchAttrRequester),
+		StartedAt:    e.GetStartTime().AsTime(),
+	}
 }
 
 // searchAttr decodes one Keyword search attribute ("" when absent).

@@ -224,11 +224,15 @@ func (u *upload) GetInfo(ctx context.Context) (tus.FileInfo, error) {
 	return info, nil
 }
 
-// WriteChunk streams src into the file from offset. A store that writes
-// whole parts is checkpointed at part boundaries (reads are cut to land on
-// them), at most every CheckpointEvery; any other store also at the end of
-// the chunk, so that a client that drops its connection (tusd then ends src
-// early) finds every byte it sent durable.
+// WriteChunk streams src into the file from offset, checkpointing at most
+// every CheckpointEvery (a store that writes whole parts only at part
+// boundaries: reads are cut to land on them). The end of a chunk is not a
+// checkpoint of its own: a checkpoint makes bytes durable (an fsync, a
+// part upload), and paying that on every PATCH of a browser's 8 MiB chunks
+// cost two thirds of the throughput. Nothing is lost by waiting: while this
+// process runs, the writer kept between PATCHes holds every byte received
+// and HEAD reports them all (a dropped connection included); after a crash,
+// HEAD reports the last checkpoint and the client sends the rest again.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
 	h := u.h
 	// No time limit: a PATCH lasts as long as its body. The steps that
@@ -280,8 +284,10 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 			return written, rerr
 		}
 	}
-	if err := h.settle(l); err != nil {
-		return written, err
+	if time.Since(l.lastCheckpoint) >= h.every {
+		if err := h.settle(l); err != nil {
+			return written, err
+		}
 	}
 	return written, nil
 }
