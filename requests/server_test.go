@@ -344,6 +344,12 @@ func TestCancel(t *testing.T) {
 	if st.CancelledBy != "rita" || st.CancelReason != "wrong extract" {
 		t.Errorf("status after cancel: by %q reason %q", st.CancelledBy, st.CancelReason)
 	}
+	// Summary reads the same state from the run's search attributes.
+	sum, err := a.svc.Summary(ctx(t), id)
+	must(t, err)
+	if sum.ID != id || sum.Kind != string(model.KindImport) || sum.State != string(model.StateCancelled) || sum.Requester != "rita" || sum.Project != "proj-cancel" || sum.Workspace != "ws-c" {
+		t.Errorf("summary after cancel: %+v", sum)
+	}
 	// Until its workflow closes, the workflow itself refuses; after, the
 	// service explains the server's NotFound.
 	_, err = a.svc.Decide(ctx(t), id, model.DecisionRequest{Stage: "data-engineering", By: "dana", Decision: model.Approve, Via: "api"})
@@ -415,12 +421,18 @@ func TestNotFound(t *testing.T) {
 	if err != ErrNotFound {
 		t.Errorf("InFlight: %v, want ErrNotFound", err)
 	}
+	if _, err := a.svc.Summary(ctx(t), id); err != ErrNotFound {
+		t.Errorf("Summary: %v, want ErrNotFound", err)
+	}
 	// Another application's workflow is no request either.
 	run, err := a.client.ExecuteWorkflow(ctx(t), client.StartWorkflowOptions{ID: unique("other"), TaskQueue: a.svc.TaskQueue}, "OtherWorkflow")
 	must(t, err)
 	defer func() { _ = a.client.TerminateWorkflow(ctx(t), run.GetID(), "", "test over") }()
 	if _, err := a.svc.Status(ctx(t), run.GetID()); err != ErrNotFound {
 		t.Errorf("Status of another application's workflow: %v, want ErrNotFound", err)
+	}
+	if _, err := a.svc.Summary(ctx(t), run.GetID()); err != ErrNotFound {
+		t.Errorf("Summary of another application's workflow: %v, want ErrNotFound", err)
 	}
 	var fe *FieldError
 	if _, err := a.svc.Status(ctx(t), ""); !errors.As(err, &fe) || fe.Field != "id" {
