@@ -132,10 +132,53 @@ for table in patients attendances; do
 done
 printf 'dlt-filesystem.yaml: import to COMPLETED took %.1fs\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 
+# --- the README's API section: upload through the API (tus), confirm, approve twice
+curl -fsS "$AIRLOCK_API/readyz"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$AIRLOCK_API/api/v1/requests")
+[ "$code" = 401 ] || fail "an anonymous GET /api/v1/requests answered $code, not 401"
+U=$(curl -fsS -X POST "$AIRLOCK_API/api/v1/uploads" -H 'X-Airlock-Dev-User: rita' -H 'Content-Type: application/json' \
+  -d '{"project": "d4e6", "workspace": "advanced-generic-workspace", "display_name": "Clinic survey", "description": "Synthetic survey answers", "license": "Demo only"}' | jq -r .id)
+echo "upload request $U"
+FILE=examples/sample-data/clinic/patients.csv
+LOC=$(curl -fsS -i -X POST "$AIRLOCK_API/api/v1/files/" -H 'X-Airlock-Dev-User: rita' -H 'Tus-Resumable: 1.0.0' \
+  -H "Upload-Length: $(stat -c %s $FILE)" \
+  -H "Upload-Metadata: request $(printf %s "$U" | base64 -w0),filename $(printf patients.csv | base64 -w0)" |
+  tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+curl -fsS -X PATCH "$LOC" -H 'X-Airlock-Dev-User: rita' -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+  -H 'Content-Type: application/offset+octet-stream' --data-binary @$FILE
+curl -fsS "$AIRLOCK_API/api/v1/uploads/$U/files" -H 'X-Airlock-Dev-User: rita' | jq .
+curl -fsS -X POST "$AIRLOCK_API/api/v1/uploads/$U/confirm" -H 'X-Airlock-Dev-User: rita'
+for _ in $(seq 1 100); do
+  state=$(curl -fsS "$AIRLOCK_API/api/v1/requests/$U" -H 'X-Airlock-Dev-User: dana' | jq -r .state)
+  [ "$state" = AWAITING_APPROVAL ] && break
+  sleep 0.2
+done
+[ "$state" = AWAITING_APPROVAL ] || fail "upload $U is $state, not AWAITING_APPROVAL after confirm"
+DIGEST=$(curl -fsS "$AIRLOCK_API/api/v1/requests/$U" -H 'X-Airlock-Dev-User: dana' | jq -r .manifest_digest)
+code=$(curl -s -o /tmp/walkthrough-refused.json -w '%{http_code}' -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: ian' \
+  -H 'Content-Type: application/json' -d "{\"stage\": \"data-engineering\", \"decision\": \"approve\", \"manifest_digest\": \"$DIGEST\"}")
+[ "$code" = 409 ] || fail "ian's approval of the data-engineering stage answered $code, not 409"
+jq -r .error.message /tmp/walkthrough-refused.json
+curl -fsS -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: dana' -H 'Content-Type: application/json' \
+  -d "{\"stage\": \"data-engineering\", \"decision\": \"approve\", \"comment\": \"columns as described\", \"manifest_digest\": \"$DIGEST\"}"
+curl -fsS -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: ian' -H 'Content-Type: application/json' \
+  -d "{\"stage\": \"information-governance\", \"decision\": \"approve\", \"comment\": \"lawful basis confirmed\", \"manifest_digest\": \"$DIGEST\"}"
+for _ in $(seq 1 100); do
+  state=$(curl -fsS "$AIRLOCK_API/api/v1/requests/$U" -H 'X-Airlock-Dev-User: rita' | jq -r .state)
+  [ "$state" = COMPLETED ] && break
+  sleep 0.2
+done
+[ "$state" = COMPLETED ] || fail "upload $U ended $state, not COMPLETED"
+ds=$(curl -fsS "$AIRLOCK_API/api/v1/requests/$U" -H 'X-Airlock-Dev-User: rita' | jq -r .datasource)
+cmp "$FILE" ".airlock/workspaces/advanced-generic-workspace/$ds/$U/patients.csv" || fail "the released upload differs from $FILE"
+curl -fsS "$AIRLOCK_API/api/v1/requests/$U/crate" -H 'X-Airlock-Dev-User: rita' | jq -e '."@graph" | length > 0' >/dev/null || fail "no crate for $U"
+curl -fsS -o /dev/null "$AIRLOCK_API/" || fail "the console at $AIRLOCK_API does not answer"
+echo "upload through the API: COMPLETED"
+
 # --- Ctrl-C stops everything make dev started
 trap - EXIT
 stop
-if pgrep -f "start-dev.*$(pwd)/.airlock/temporal.db|start-dev.*--db-filename .airlock/temporal.db" >/dev/null || pgrep -f "\.airlock/bin/airlock-worker" >/dev/null ||
+if pgrep -f "start-dev.*$(pwd)/.airlock/temporal.db|start-dev.*--db-filename .airlock/temporal.db" >/dev/null || pgrep -f "\.airlock/bin/airlock-worker" >/dev/null || pgrep -f "\.airlock/bin/airlock-api" >/dev/null ||
   pgrep -f "versitygw .*posix \.airlock/s3" >/dev/null || pgrep -f "azurite-blob .*--location \.airlock/azurite" >/dev/null; then
   cat "$log"; fail "make dev left processes running after Ctrl-C"
 fi
