@@ -33,7 +33,7 @@ unit: ## the tests that need no server
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
 histories: tools ## re-record the replay test's histories from real runs (after an intended, versioned change)
-	AIRLOCK_RECORD_HISTORIES=$(CURDIR)/workflows/testdata/histories $(GO) test -count=1 -run 'TestImport' ./integration/
+	AIRLOCK_RECORD_HISTORIES=$(CURDIR)/workflows/testdata/histories $(GO) test -count=1 -run 'TestImport|TestConsoleUploadAndApproveInBrowser' ./integration/
 
 bench: ## benchmarks (not in make test): 1 GiB from S3 and Azure Blob vs rclone and aws s3 cp, then the upload benchmark; BENCH_FLAGS='-runs 5 ...'
 	deploy/tools/install.sh versitygw

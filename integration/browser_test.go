@@ -176,6 +176,11 @@ api:
 			t.Errorf("the released crate does not mention %q", want)
 		}
 	}
+	// The history replays against the current workflow code.
+	replay(t, c, res.ID)
+	if dir := os.Getenv("AIRLOCK_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, c, res.ID, filepath.Join(dir, "upload-completed.json"))
+	}
 	entries, _ := filepath.Glob(filepath.Join(shots, "*.png"))
 	if len(entries) < 8 {
 		t.Errorf("expected a screenshot of every step in %s, found %d", shots, len(entries))

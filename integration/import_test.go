@@ -297,6 +297,7 @@ func replay(t *testing.T, c client.Client, id string) {
 	t.Helper()
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: workflows.ImportWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.UploadWorkflow, workflow.RegisterOptions{Name: workflows.UploadWorkflowName})
 	if err := r.ReplayWorkflowHistory(nil, fetchHistory(t, c, id)); err != nil {
 		t.Fatalf("replaying %s against the current code: %v", id, err)
 	}
