@@ -316,8 +316,11 @@ func TestImportLifecycle(t *testing.T) {
 	must(t, err)
 	a.waitState(t, id, model.StateCompleted)
 
-	// The ended request refuses more, saying it has ended.
+	// The ended request refuses more, saying it has ended. (Until its
+	// workflow closes, after removing staging, the workflow itself refuses
+	// in its own words; wait for the close to test the service's.)
 	a.waitList(t, Filter{Requester: requester, State: "completed"}, "the completed request", func(p Page) bool { return len(p.Requests) == 1 })
+	must(t, a.client.GetWorkflow(ctx(t), id, "").Get(ctx(t), nil))
 	_, err = a.svc.Cancel(ctx(t), id, model.CancelRequest{By: requester, Via: "api"})
 	if !errors.As(err, &refused) || refused.Reason != "request "+id+" has ended (COMPLETED): it takes no more cancellations" {
 		t.Errorf("cancelling a completed request: %v", err)
