@@ -10,7 +10,7 @@ LDFLAGS      := -X github.com/airlockhq/airlock/version.Version=$(VERSION)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-dev: ## run Airlock locally: Temporal dev server + UI, worker, stores under .airlock/ (Ctrl-C stops)
+dev: ## run Airlock locally: Temporal dev server + UI, worker, API and console (:8080), stores under .airlock/ (Ctrl-C stops)
 	$(GO) run ./deploy/dev
 
 build: ## build bin/airlock (the CLI), bin/airlock-worker and bin/airlock-api (API and console)

@@ -305,7 +305,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // logRequests logs every request: method, path, status, bytes, time and
-// who asked (never a token or a query string, which may hold one).
+// the remote address (never a token or a query string, which may hold one).
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -70,8 +70,8 @@ type Options struct {
 	// CheckpointEvery is how often, at most, an upload in progress makes
 	// its bytes durable in the store and records that in its bookkeeping
 	// (default 2s). A store that writes whole parts (S3, Azure) is
-	// checkpointed only at a part boundary; any other at the end of every
-	// PATCH request too.
+	// checkpointed only at a part boundary. Between checkpoints the writer
+	// kept between PATCH requests holds the bytes, and HEAD reports them.
 	CheckpointEvery time.Duration
 	// IdleTimeout is how long a writer is kept between PATCH requests of an
 	// upload (default 10m). An upload idle for longer resumes from its
