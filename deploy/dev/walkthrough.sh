@@ -137,7 +137,7 @@ curl -fsS "$AIRLOCK_API/readyz"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$AIRLOCK_API/api/v1/requests")
 [ "$code" = 401 ] || fail "an anonymous GET /api/v1/requests answered $code, not 401"
 U=$(curl -fsS -X POST "$AIRLOCK_API/api/v1/uploads" -H 'X-Airlock-Dev-User: rita' -H 'Content-Type: application/json' \
-  -d '{"project": "d4e6", "workspace": "advanced-generic-workspace", "display_name": "Clinic survey", "description": "Synthetic survey answers", "license": "Demo only"}' | jq -r .id)
+  -d '{"project": "d4e6", "workspace": "advanced-generic-workspace", "display_name": "Clinic survey", "description": "Synthetic survey answers", "license": "Demo only", "publisher": {"organisation": "Example Clinic"}}' | jq -r .id)
 echo "upload request $U"
 FILE=examples/sample-data/clinic/patients.csv
 LOC=$(curl -fsS -i -X POST "$AIRLOCK_API/api/v1/files/" -H 'X-Airlock-Dev-User: rita' -H 'Tus-Resumable: 1.0.0' \
