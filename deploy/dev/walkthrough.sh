@@ -155,9 +155,15 @@ for _ in $(seq 1 100); do
 done
 [ "$state" = AWAITING_APPROVAL ] || fail "upload $U is $state, not AWAITING_APPROVAL after confirm"
 DIGEST=$(curl -fsS "$AIRLOCK_API/api/v1/requests/$U" -H 'X-Airlock-Dev-User: dana' | jq -r .manifest_digest)
+# ian holds no approve:data-engineering capability: the API refuses (403).
 code=$(curl -s -o /tmp/walkthrough-refused.json -w '%{http_code}' -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: ian' \
   -H 'Content-Type: application/json' -d "{\"stage\": \"data-engineering\", \"decision\": \"approve\", \"manifest_digest\": \"$DIGEST\"}")
-[ "$code" = 409 ] || fail "ian's approval of the data-engineering stage answered $code, not 409"
+[ "$code" = 403 ] || fail "ian's approval of the data-engineering stage answered $code, not 403"
+jq -r .error.message /tmp/walkthrough-refused.json
+# dana may decide, but not on other files than these: the workflow refuses (409).
+code=$(curl -s -o /tmp/walkthrough-refused.json -w '%{http_code}' -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: dana' \
+  -H 'Content-Type: application/json' -d '{"stage": "data-engineering", "decision": "approve", "manifest_digest": "sha256:0000"}')
+[ "$code" = 409 ] || fail "dana's approval of another manifest answered $code, not 409"
 jq -r .error.message /tmp/walkthrough-refused.json
 curl -fsS -X POST "$AIRLOCK_API/api/v1/requests/$U/decisions" -H 'X-Airlock-Dev-User: dana' -H 'Content-Type: application/json' \
   -d "{\"stage\": \"data-engineering\", \"decision\": \"approve\", \"comment\": \"columns as described\", \"manifest_digest\": \"$DIGEST\"}"
