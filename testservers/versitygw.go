@@ -7,6 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +93,54 @@ func VersityGW(t testing.TB) *VersityGWServer {
 	}
 	t.Cleanup(g.Stop)
 	return g
+}
+
+// shared is the one gateway a test binary's SharedVersityGW calls share.
+var shared struct {
+	once    sync.Once
+	g       *VersityGWServer
+	err     error
+	buckets atomic.Int32
+}
+
+// SharedVersityGW starts one gateway for the whole test binary on first
+// use and returns it; StopSharedVersityGW (from TestMain) stops it. Without
+// the tool it skips t (fails it under CI=true), as Unavailable does.
+func SharedVersityGW(t testing.TB) *VersityGWServer {
+	t.Helper()
+	if _, err := Tool(VersityGWTool); err != nil {
+		Unavailable(t, err)
+	}
+	shared.once.Do(func() { shared.g, shared.err = StartVersityGW() })
+	if shared.err != nil {
+		t.Fatalf("starting versitygw: %v", shared.err)
+	}
+	return shared.g
+}
+
+// StopSharedVersityGW stops the gateway SharedVersityGW started, if any.
+func StopSharedVersityGW() {
+	if shared.g != nil {
+		shared.g.Stop()
+	}
+}
+
+var nonBucketChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// TestBucket creates a bucket of t's own on the gateway, named after the
+// test (prefix, a counter, then the test's name) so that tests sharing a
+// gateway never meet.
+func (g *VersityGWServer) TestBucket(t testing.TB, ctx context.Context, prefix string) string {
+	t.Helper()
+	name := strings.Trim(nonBucketChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(name) > 40 {
+		name = strings.Trim(name[:40], "-")
+	}
+	bucket := fmt.Sprintf("%s%d-%s", prefix, shared.buckets.Add(1), name)
+	if err := g.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	return bucket
 }
 
 // ready succeeds once the gateway answers an authenticated ListBuckets.

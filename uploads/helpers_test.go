@@ -14,12 +14,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,18 +39,9 @@ const (
 )
 
 // One gateway serves the package's S3 tests; each test has its own bucket.
-var gw struct {
-	once sync.Once
-	g    *testservers.VersityGWServer
-	err  error
-	n    atomic.Int32
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if gw.g != nil {
-		gw.g.Stop()
-	}
+	testservers.StopSharedVersityGW()
 	os.Exit(code)
 }
 
@@ -73,37 +62,22 @@ func newLocalStore(t *testing.T) *localstore.Store {
 	return st
 }
 
-var nonBucket = regexp.MustCompile(`[^a-z0-9]+`)
-
 // newS3Store is an S3 store on versitygw, in a bucket of its own, with
 // parts of S3's smallest size (5 MiB), keeping its files under "staging/".
 func newS3Store(t *testing.T) (*s3store.Store, string) {
 	t.Helper()
-	if _, err := testservers.Tool(testservers.VersityGWTool); err != nil {
-		testservers.Unavailable(t, err)
-	}
-	gw.once.Do(func() { gw.g, gw.err = testservers.StartVersityGW() })
-	if gw.err != nil {
-		t.Fatalf("starting versitygw: %v", gw.err)
-	}
+	g := testservers.SharedVersityGW(t)
 	ctx := testContext(t)
-	name := strings.Trim(nonBucket.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
-	if len(name) > 40 {
-		name = strings.Trim(name[:40], "-")
-	}
-	bucket := fmt.Sprintf("u%d-%s", gw.n.Add(1), name)
-	if err := gw.g.CreateBucket(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
+	bucket := g.TestBucket(t, ctx, "u")
 	env := map[string]string{
-		secrets.EnvVar("s3-access"): gw.g.AccessKey,
-		secrets.EnvVar("s3-secret"): gw.g.SecretKey,
+		secrets.EnvVar("s3-access"): g.AccessKey,
+		secrets.EnvVar("s3-secret"): g.SecretKey,
 	}
 	conn := model.Connection{
 		Type:      model.ConnS3,
 		Name:      "staging",
 		URL:       "s3://" + bucket + "/staging",
-		Endpoint:  gw.g.Endpoint,
+		Endpoint:  g.Endpoint,
 		PathStyle: true,
 		Credentials: model.Credentials{
 			AccessKeyIDKey:     "s3-access",
@@ -121,7 +95,7 @@ func newS3Store(t *testing.T) (*s3store.Store, string) {
 // multipartUploads lists the multipart uploads in progress in bucket.
 func multipartUploads(t *testing.T, bucket string) []string {
 	t.Helper()
-	out, err := gw.g.Client().ListMultipartUploads(testContext(t), &s3api.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	out, err := testservers.SharedVersityGW(t).Client().ListMultipartUploads(testContext(t), &s3api.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -758,9 +758,6 @@ func (g *generator) Read(p []byte) (int, error) {
 }
 
 func TestMemoryStaysBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 128 MiB")
-	}
 	forEachStore(t, func(t *testing.T, k kind, st connectors.Store, bucket string) {
 		const size = 128 * mib
 		s := serve(t, st, Options{})

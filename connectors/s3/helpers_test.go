@@ -3,14 +3,9 @@ package s3
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"regexp"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,18 +18,9 @@ import (
 )
 
 // One gateway serves the whole package; each test has its own bucket.
-var gw struct {
-	once sync.Once
-	g    *testservers.VersityGWServer
-	err  error
-	n    atomic.Int32
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if gw.g != nil {
-		gw.g.Stop()
-	}
+	testservers.StopSharedVersityGW()
 	os.Exit(code)
 }
 
@@ -49,39 +35,24 @@ type fixture struct {
 	ctx    context.Context
 }
 
-var nonBucket = regexp.MustCompile(`[^a-z0-9]+`)
-
 // newFixture creates a bucket for t; prefix is the connection's prefix.
 func newFixture(t *testing.T, prefix string) *fixture {
 	t.Helper()
-	if _, err := testservers.Tool(testservers.VersityGWTool); err != nil {
-		testservers.Unavailable(t, err)
-	}
-	gw.once.Do(func() { gw.g, gw.err = testservers.StartVersityGW() })
-	if gw.err != nil {
-		t.Fatalf("starting versitygw: %v", gw.err)
-	}
+	g := testservers.SharedVersityGW(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	name := nonBucket.ReplaceAllString(strings.ToLower(t.Name()), "-")
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	bucket := fmt.Sprintf("t%d-%s", gw.n.Add(1), strings.Trim(name, "-"))
-	if err := gw.g.CreateBucket(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
+	bucket := g.TestBucket(t, ctx, "t")
 	env := map[string]string{
-		secrets.EnvVar("s3-access"): gw.g.AccessKey,
-		secrets.EnvVar("s3-secret"): gw.g.SecretKey,
+		secrets.EnvVar("s3-access"): g.AccessKey,
+		secrets.EnvVar("s3-secret"): g.SecretKey,
 	}
 	url := "s3://" + bucket
 	if prefix != "" {
 		url += "/" + prefix
 	}
 	return &fixture{
-		g:      gw.g,
-		api:    gw.g.Client(),
+		g:      g,
+		api:    g.Client(),
 		bucket: bucket,
 		ctx:    ctx,
 		prov:   &secrets.Provider{NoEnv: false, Getenv: func(k string) string { return env[k] }},
@@ -89,7 +60,7 @@ func newFixture(t *testing.T, prefix string) *fixture {
 			Type:      model.ConnS3,
 			Name:      "src",
 			URL:       url,
-			Endpoint:  gw.g.Endpoint,
+			Endpoint:  g.Endpoint,
 			PathStyle: true,
 			Credentials: model.Credentials{
 				AccessKeyIDKey:     "s3-access",
