@@ -41,11 +41,11 @@ bench: ## benchmarks (not in make test): 1 GiB from S3 and Azure Blob vs rclone 
 	deploy/tools/install.sh bench
 	$(GO) run ./bench $(BENCH_FLAGS)
 	deploy/tools/install.sh temporal
-	$(GO) run ./bench/upload $(UPLOAD_BENCH_FLAGS)
+	$(GO) run ./bench upload $(UPLOAD_BENCH_FLAGS)
 
 bench-upload: ## upload benchmark alone: 1 GiB through the API (tus) vs cp on the same disk; UPLOAD_BENCH_FLAGS='-chunk 8MiB ...'
 	deploy/tools/install.sh temporal
-	$(GO) run ./bench/upload $(UPLOAD_BENCH_FLAGS)
+	$(GO) run ./bench upload $(UPLOAD_BENCH_FLAGS)
 
 clean: ## remove local state (.airlock/) and built binaries
 	rm -rf .airlock bin

@@ -15,6 +15,7 @@
 // bench.
 //
 //	go run ./bench [-size 1GiB] [-runs 3] [-sources s3,azureblob] [-o .airlock/bench.json]
+//	go run ./bench upload [-size 1GiB] [-runs 3] [-chunk 8MiB]   (upload.go)
 //
 // The servers' and the tools' files live in a temporary folder that is
 // removed at the end; the servers are stopped, also on Ctrl-C.
@@ -46,6 +47,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == copyAirlockCmd {
 		os.Exit(runCopyAirlock(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == uploadCmd {
+		os.Exit(runUploadBench(os.Args[2:]))
 	}
 	os.Exit(runBench(os.Args[1:]))
 }

@@ -1,28 +1,26 @@
-// Command upload is Airlock's upload benchmark (make bench-upload): it
-// uploads one large file of random bytes (1 GiB by default) through the
-// real API server on loopback, the way a client does (tus: create, then
-// PATCH), into a local staging folder, and copies the same file with cp on
-// the same disk, in the same run, interleaved. It reports each one's MB/s
-// and Airlock's ratio to cp.
+package main
+
+// `bench upload` (make bench-upload) is the upload benchmark: it uploads one
+// large file of random bytes (1 GiB by default) through the real API server
+// on loopback, the way a client does (tus: create, then PATCH), into a local
+// staging folder, and copies the same file with cp on the same disk, in the
+// same run, interleaved. It reports each one's MB/s and Airlock's ratio to
+// cp.
 //
 // Everything is real: a Temporal dev server (the pinned CLI), the worker and
 // the API binaries built from this tree, an upload request created through
 // the API (development sign-in, on loopback). Each upload's staged bytes are
 // checked against the file's SHA-256: wrong bytes fail the bench.
 //
-//	go run ./bench/upload [-size 1GiB] [-runs 3] [-chunk 0] [-dir /tmp]
+//	go run ./bench upload [-size 1GiB] [-runs 3] [-chunk 0] [-dir /tmp]
 //
 // -chunk 0 sends each file in one PATCH (a Go or curl client); -chunk 8MiB
 // sends 8 MiB PATCHes, as the web console's page does.
-package main
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -32,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -45,48 +42,28 @@ import (
 	"github.com/airlockhq/airlock/workflows"
 )
 
-func main() {
-	size := flag.String("size", "1GiB", "size of the file to upload (KiB, MiB, GiB)")
-	runs := flag.Int("runs", 3, "runs of each contender, interleaved")
-	chunk := flag.String("chunk", "0", "PATCH size (0: the whole file in one PATCH; 8MiB: like the web console)")
-	dir := flag.String("dir", os.TempDir(), "folder for the file, the copies and the servers' data (one disk for all)")
-	flag.Parse()
-	n, err := parseSize(*size)
-	if err != nil {
-		fail(fmt.Errorf("-size: %w", err))
+// uploadCmd is the subcommand that runs the upload benchmark.
+const uploadCmd = "upload"
+
+// runUploadBench is `bench upload`.
+func runUploadBench(args []string) int {
+	fs := flag.NewFlagSet(uploadCmd, flag.ContinueOnError)
+	size, chunk := int64(1<<30), int64(0)
+	fs.Var(sizeFlag{&size}, "size", "size of the file to upload (KiB, MiB, GiB)")
+	runs := fs.Int("runs", 3, "runs of each contender, interleaved")
+	fs.Var(sizeFlag{&chunk}, "chunk", "PATCH size (0: the whole file in one PATCH; 8MiB: like the web console)")
+	dir := fs.String("dir", os.TempDir(), "folder for the file, the copies and the servers' data (one disk for all)")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
-	c, err := parseSize(*chunk)
-	if err != nil {
-		fail(fmt.Errorf("-chunk: %w", err))
+	if err := uploadBench(size, chunk, *runs, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench upload:", err)
+		return 1
 	}
-	if err := run(n, c, *runs, *dir); err != nil {
-		fail(err)
-	}
+	return 0
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "bench upload:", err)
-	os.Exit(1)
-}
-
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			v, err := strconv.ParseInt(strings.TrimSuffix(s, u.suffix), 10, 64)
-			if err != nil || v < 0 {
-				return 0, fmt.Errorf("%q is not a size: use a number with KiB, MiB or GiB", s)
-			}
-			return v * u.mult, nil
-		}
-	}
-	return 0, fmt.Errorf("%q is not a size", s)
-}
-
-func run(size, chunk int64, runs int, base string) error {
+func uploadBench(size, chunk int64, runs int, base string) error {
 	work, err := os.MkdirTemp(base, "airlock-upload-bench-")
 	if err != nil {
 		return err
@@ -94,7 +71,7 @@ func run(size, chunk int64, runs int, base string) error {
 	defer os.RemoveAll(work)
 	fmt.Fprintf(os.Stderr, "writing %d bytes of random data...\n", size)
 	src := filepath.Join(work, "payload.bin")
-	want, err := randomFile(src, size)
+	want, err := makeRandomFile(src, size)
 	if err != nil {
 		return err
 	}
@@ -210,16 +187,6 @@ api:
 	return nil
 }
 
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // uploadOnce creates an upload request, uploads the file with tus and
 // returns the seconds from the tus creation to the last byte acknowledged
 // (the request's creation, a Temporal workflow start, is not timed). It
@@ -280,7 +247,7 @@ func uploadOnce(apiURL, src string, size, chunk int64, staging, want string) (fl
 		}
 	}
 	secs := time.Since(start).Seconds()
-	got, err := fileSHA256(filepath.Join(staging, created.ID, "payload.bin"))
+	got, _, err := fileSHA256(filepath.Join(staging, created.ID, "payload.bin"))
 	if err != nil {
 		return 0, fmt.Errorf("reading the staged file: %w", err)
 	}
@@ -332,48 +299,10 @@ func cpOnce(src, dst string) (float64, error) {
 	return secs, os.Remove(dst)
 }
 
-func randomFile(path string, size int64) (string, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), f.Sync()
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 func best(xs []float64) float64 {
 	b := 0.0
 	for _, x := range xs {
 		b = max(b, x)
 	}
 	return b
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
