@@ -180,8 +180,16 @@ type workerProc struct {
 
 func (e *env) startWorker(config string) *workerProc {
 	e.t.Helper()
+	return e.startProcess("worker", "airlock-worker", "--config", config)
+}
+
+// startProcess runs one of the built binaries against the dev server, with
+// the env's extra environment; it is stopped (SIGTERM, then SIGKILL) when
+// the test ends, and its output logged if the test failed.
+func (e *env) startProcess(label, bin string, args ...string) *workerProc {
+	e.t.Helper()
 	w := &workerProc{log: &lockedBuffer{}, done: make(chan struct{})}
-	w.cmd = exec.Command(filepath.Join(binDir, "airlock-worker"), "--config", config)
+	w.cmd = exec.Command(filepath.Join(binDir, bin), args...)
 	w.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "TEMPORAL_NAMESPACE=default")
 	w.cmd.Env = append(w.cmd.Env, e.workerEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
@@ -195,7 +203,7 @@ func (e *env) startWorker(config string) *workerProc {
 			_ = w.cmd.Process.Kill()
 		}
 		if e.t.Failed() {
-			e.t.Logf("worker log:\n%s", w.log.String())
+			e.t.Logf("%s log:\n%s", label, w.log.String())
 		}
 	})
 	return w
@@ -203,7 +211,7 @@ func (e *env) startWorker(config string) *workerProc {
 
 // apiProc is a running API server process.
 type apiProc struct {
-	workerProc
+	*workerProc
 	url string
 }
 
@@ -213,24 +221,7 @@ func (e *env) startAPI(config string) *apiProc {
 	e.t.Helper()
 	port, err := testservers.FreePort()
 	must(e.t, err)
-	a := &apiProc{workerProc: workerProc{log: &lockedBuffer{}, done: make(chan struct{})}, url: "http://" + testservers.HostPort(port)}
-	a.cmd = exec.Command(filepath.Join(binDir, "airlock-api"), "--config", config, "--listen", testservers.HostPort(port))
-	a.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "TEMPORAL_NAMESPACE=default")
-	a.cmd.Env = append(a.cmd.Env, e.workerEnv...)
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	must(e.t, a.cmd.Start())
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	e.t.Cleanup(func() {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.done:
-		case <-time.After(15 * time.Second):
-			_ = a.cmd.Process.Kill()
-		}
-		if e.t.Failed() {
-			e.t.Logf("API log:\n%s", a.log.String())
-		}
-	})
+	a := &apiProc{workerProc: e.startProcess("API", "airlock-api", "--config", config, "--listen", testservers.HostPort(port)), url: "http://" + testservers.HostPort(port)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(a.url + "/readyz")
