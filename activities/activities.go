@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/airlockhq/airlock/connectors"
@@ -37,6 +38,25 @@ type Activities struct {
 	// make an object's files before they are copied into staging; default
 	// a folder in the system's temporary directory.
 	WorkDir string
+	// Destinations are the egress destinations, by name (config
+	// egress.destinations): the only places an egress can release to.
+	Destinations map[string]EgressDestination
+	// SigningKey names the secret that holds the Ed25519 private key
+	// (PKCS#8 PEM) release manifests are signed with (config
+	// egress.signingKey); it is resolved through Secrets when used.
+	SigningKey string
+	// Temporal is the worker's client, for visibility queries (a
+	// scheduled import looks for a running import of its data source).
+	Temporal client.Client
+}
+
+// EgressDestination is a place egress may release to.
+type EgressDestination struct {
+	Store       connectors.Store
+	Description string
+	// Revocable says whether released copies may be deleted there (a
+	// revocation or the end of retention); false for write-once stores.
+	Revocable bool
 }
 
 // TransferConfig tunes copying.

@@ -82,9 +82,7 @@ func uploadBench(size, chunk int64, runs int, base string) error {
 		return err
 	}
 	var saArgs []string
-	for _, sa := range workflows.SearchAttributeNames {
-		saArgs = append(saArgs, "--search-attribute", sa+"=Keyword")
-	}
+	saArgs = append(saArgs, workflows.DevServerSearchAttributeArgs()...)
 	dev, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: cli, LogLevel: "error", ExtraArgs: saArgs,
 		ClientOptions: &client.Options{Namespace: "default", Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))},

@@ -70,9 +70,7 @@ func runMain(m *testing.M) int {
 		}
 	}
 	args := []string{}
-	for _, sa := range workflows.SearchAttributeNames {
-		args = append(args, "--search-attribute", sa+"=Keyword")
-	}
+	args = append(args, workflows.DevServerSearchAttributeArgs()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	devServer, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{

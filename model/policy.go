@@ -19,6 +19,13 @@ type Policy struct {
 	Name    string  `json:"name"`
 	Version string  `json:"version"`
 	Stages  []Stage `json:"stages"`
+	// Checks are an egress policy's automatic checks.
+	Checks *OutputChecks `json:"checks,omitempty"`
+	// Retention says how long staged and released data is kept.
+	Retention Retention `json:"retention"`
+	// ResubmitWithin bounds how long an egress may stay RETURNED before
+	// it expires (0: no limit).
+	ResubmitWithin Duration `json:"resubmit_within,omitempty"`
 }
 
 // Stage is one gate: members of Role give Approvals distinct approvals.
@@ -28,6 +35,10 @@ type Stage struct {
 	Approvals   int      `yaml:"approvals" json:"approvals"`
 	Deadline    Duration `yaml:"deadline,omitempty" json:"deadline,omitempty"`
 	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
+	// Independent makes the stage's reviews independent (output
+	// checking): no one sees a review of the current turn until the stage
+	// has all the reviews it needs.
+	Independent bool `yaml:"independent,omitempty" json:"independent,omitempty"`
 }
 
 // policyDocument is a policy as written in YAML.
@@ -36,8 +47,11 @@ type policyDocument struct {
 	Kind       string     `yaml:"kind"`
 	Metadata   ObjectMeta `yaml:"metadata"`
 	Spec       struct {
-		Version string  `yaml:"version"`
-		Stages  []Stage `yaml:"stages"`
+		Version        string        `yaml:"version"`
+		Stages         []Stage       `yaml:"stages"`
+		Checks         *OutputChecks `yaml:"checks"`
+		Retention      Retention     `yaml:"retention"`
+		ResubmitWithin Duration      `yaml:"resubmitWithin"`
 	} `yaml:"spec"`
 }
 
@@ -52,7 +66,8 @@ func ParsePolicy(file string, data []byte) (Policy, error) {
 	}
 	var doc policyDocument
 	shape := decodeStrict(raws[0].node, &doc)
-	p := Policy{Name: doc.Metadata.Name, Version: doc.Spec.Version, Stages: doc.Spec.Stages}
+	p := Policy{Name: doc.Metadata.Name, Version: doc.Spec.Version, Stages: doc.Spec.Stages,
+		Checks: doc.Spec.Checks, Retention: doc.Spec.Retention, ResubmitWithin: doc.Spec.ResubmitWithin}
 	var errs FieldErrors
 	if doc.APIVersion != PolicyAPIVersion {
 		errs.add(0, "apiVersion", "unsupported apiVersion %q (expected %s)", doc.APIVersion, PolicyAPIVersion)
@@ -106,6 +121,16 @@ func (p Policy) Validate() FieldErrors {
 		if s.Deadline < 0 {
 			errs.add(0, path+".deadline", "must not be negative")
 		}
+	}
+	errs = append(errs, p.Checks.Validate("spec.checks")...)
+	if p.Retention.StagingGrace < 0 {
+		errs.add(0, "spec.retention.stagingGrace", "must not be negative (0 deletes at once)")
+	}
+	if p.Retention.Released < 0 {
+		errs.add(0, "spec.retention.released", "must not be negative (0 keeps released data)")
+	}
+	if p.ResubmitWithin < 0 {
+		errs.add(0, "spec.resubmitWithin", "must not be negative (0: no limit)")
 	}
 	return errs
 }

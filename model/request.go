@@ -40,13 +40,13 @@ const (
 )
 
 // States lists every state, for flag validation.
-var States = []State{StateExtracting, StateAwaitingUpload, StateChecking, StateAwaitingApproval, StateReleasing,
-	StateCompleted, StateReleased, StateRejected, StateFailed, StateCancelled, StateExpired}
+var States = []State{StateExtracting, StateAwaitingUpload, StateChecking, StateAwaitingApproval, StateReturned, StateReleasing,
+	StateCompleted, StateReleased, StateRejected, StateFailed, StateCancelled, StateExpired, StateWithdrawn, StateRevoked}
 
 // Terminal reports whether a request in s will never change again.
 func (s State) Terminal() bool {
 	switch s {
-	case StateCompleted, StateReleased, StateRejected, StateFailed, StateCancelled, StateExpired:
+	case StateCompleted, StateReleased, StateRejected, StateFailed, StateCancelled, StateExpired, StateWithdrawn, StateRevoked:
 		return true
 	}
 	return false
@@ -202,6 +202,12 @@ type RequestStatus struct {
 	// Checks are the automatic checks of an upload's files, from its last
 	// CHECKING step.
 	Checks []CheckResult `json:"checks,omitempty"`
+	// Egress is set for an egress: its destination, turns, per-file
+	// verdicts, reviews, release and revocation.
+	Egress *EgressStatus `json:"egress,omitempty"`
+	// Deletions are the deletions its retention scheduled: each is
+	// carried out (and recorded) by a RetentionWorkflow.
+	Deletions []ScheduledDeletion `json:"deletions,omitempty"`
 }
 
 // Progress counts how much of the extraction is done. Objects in flight

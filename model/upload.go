@@ -38,6 +38,12 @@ type CheckResult struct {
 	Name    string `json:"name"`
 	Passed  bool   `json:"passed"`
 	Message string `json:"message"`
+	// OnFail says what a failed check does (an egress's checks): block
+	// or flag. Empty for an upload's checks, which always block.
+	OnFail string `json:"on_fail,omitempty"`
+	// Files lists the files a failed check found fault with, when it
+	// concerns particular files.
+	Files []string `json:"files,omitempty"`
 }
 
 // Names Airlock writes at the top of a request's folder: the RO-Crate

@@ -62,9 +62,7 @@ func devServer(t *testing.T) *testsuite.DevServer {
 			return
 		}
 		var args []string
-		for _, sa := range workflows.SearchAttributeNames {
-			args = append(args, "--search-attribute", sa+"=Keyword")
-		}
+		args = append(args, workflows.DevServerSearchAttributeArgs()...)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		server, serverErr = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{

@@ -129,9 +129,7 @@ func run(want ports, config, state string) error {
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(got.temporal),
 		"--ui-port", strconv.Itoa(got.ui), "--db-filename", filepath.Join(state, "temporal.db"),
 		"--log-level", "warn", "--namespace", "default"}
-	for _, sa := range workflows.SearchAttributeNames {
-		args = append(args, "--search-attribute", sa+"=Keyword")
-	}
+	args = append(args, workflows.DevServerSearchAttributeArgs()...)
 	server, err := startLogged("Temporal dev server", filepath.Join(state, "temporal.log"), nil, temporalCLI, args...)
 	if err != nil {
 		return err
