@@ -155,12 +155,12 @@ func TestParsePolicyRefusals(t *testing.T) {
 		{
 			name: "unknown field in a stage",
 			old:  "    deadline: 72h\n", new: "    deadline: 72h\n    reminder: 24h\n",
-			path: "spec.stages[1].reminder", contains: []string{`unknown field "reminder" (expected one of: approvals, deadline, description, name, role)`}, wantCount: 1,
+			path: "spec.stages[1].reminder", contains: []string{`unknown field "reminder" (expected one of: approvals, deadline, description, independent, name, role)`}, wantCount: 1,
 		},
 		{
 			name: "unknown field in spec",
 			old:  "  version: \"1\"\n", new: "  version: \"1\"\n  owner: ig-team\n",
-			path: "spec.owner", contains: []string{`unknown field "owner" (expected one of: stages, version)`}, wantCount: 1,
+			path: "spec.owner", contains: []string{`unknown field "owner" (expected one of: checks, resubmitWithin, retention, stages, version)`}, wantCount: 1,
 		},
 		{
 			name: "invalid stage name",

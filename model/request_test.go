@@ -387,13 +387,14 @@ func TestTerminalStates(t *testing.T) {
 	terminal := map[State]bool{
 		StateCompleted: true, StateReleased: true, StateRejected: true,
 		StateFailed: true, StateCancelled: true, StateExpired: true,
+		StateWithdrawn: true, StateRevoked: true,
 	}
 	for _, st := range States {
 		if st.Terminal() != terminal[st] {
 			t.Errorf("%s.Terminal() = %v", st, st.Terminal())
 		}
 	}
-	if len(States) != 11 {
+	if len(States) != 14 {
 		t.Errorf("States lists %d states", len(States))
 	}
 }
