@@ -317,6 +317,8 @@ func (c *OutputChecks) Validate(field string) FieldErrors {
 		f := fmt.Sprintf("%s.rules[%d]", field, i)
 		if !ValidName(r.Name) {
 			errs.add(0, f+".name", "missing or invalid rule name %q: %s", r.Name, NameRule)
+		} else if r.Name == "limits" || r.Name == "types" {
+			errs.add(0, f+".name", "%q is the name of a built-in check (spec.checks.%s): name the rule for what it looks for", r.Name, r.Name)
 		} else if j, dup := seen[r.Name]; dup {
 			errs.add(0, f+".name", "duplicate rule name %q (also %s.rules[%d])", r.Name, field, j)
 		}
