@@ -266,30 +266,57 @@ func (a *Activities) source(ctx context.Context, ds model.DataSource, obj model.
 const (
 	ZoneStaging   = "staging"
 	ZoneWorkspace = "workspace"
+	// ZoneDestination is an egress destination's store; Destination names
+	// which one.
+	ZoneDestination = "destination"
 )
 
 // DeleteAreaInput names an area (a request's folder) of a zone to remove.
 type DeleteAreaInput struct {
 	Zone   string `json:"zone"`
 	Prefix string `json:"prefix"`
+	// Destination names the egress destination (config
+	// egress.destinations) when Zone is destination.
+	Destination string `json:"destination,omitempty"`
 }
 
 // DeleteAreaResult says what was removed.
 type DeleteAreaResult struct {
 	Removed int `json:"removed"` // committed files removed (partial files go too)
+	// Note says what was left in place and why (a destination that does
+	// not allow deletion), or is empty.
+	Note string `json:"note,omitempty"`
 }
 
-// DeleteArea removes a request's area from staging (after it ends) or from
-// a workspace (after a release that failed part-way), partial files included.
+// DeleteArea removes a request's area from staging (after it ends), from
+// a workspace (after a release that failed part-way) or from an egress
+// destination (a revocation, the end of retention, a failed release),
+// partial files included. A destination configured with revocable: false
+// is left untouched: that is not an error, and the result's Note says so.
 func (a *Activities) DeleteArea(ctx context.Context, in DeleteAreaInput) (DeleteAreaResult, error) {
+	// An empty prefix would be the whole store, every request's files.
+	if p := strings.Trim(in.Prefix, "/"); p == "" || p == "." {
+		return DeleteAreaResult{}, nonRetryable(connectors.BadInput("prefix: missing: name the request's folder to remove from the %s zone (an empty prefix would remove the whole store)", in.Zone))
+	}
 	var store connectors.Store
 	switch in.Zone {
 	case ZoneStaging:
 		store = a.Staging
 	case ZoneWorkspace:
 		store = a.Workspaces
+	case ZoneDestination:
+		d, err := a.destination(in.Destination)
+		if err != nil {
+			return DeleteAreaResult{}, nonRetryable(err)
+		}
+		if !d.Revocable {
+			note := fmt.Sprintf("destination %s does not allow deletion (its egress.destinations entry has revocable: false), so the released copies at %s were left in place; remove them there by hand if they must go", in.Destination, d.Store.URL(in.Prefix))
+			activity.GetLogger(ctx).Warn("area not removed", "zone", in.Zone, "destination", in.Destination, "prefix", in.Prefix, "reason", "destination not revocable")
+			return DeleteAreaResult{Note: note}, nil
+		}
+		store = d.Store
 	default:
-		return DeleteAreaResult{}, nonRetryable(connectors.BadInput("zone: unknown zone %q (expected %s or %s)", in.Zone, ZoneStaging, ZoneWorkspace))
+		return DeleteAreaResult{}, nonRetryable(connectors.BadInput("zone: unknown zone %q (expected %s, %s or %s)", in.Zone, ZoneStaging, ZoneWorkspace, ZoneDestination))
 	}
 	files, err := store.List(ctx, in.Prefix)
 	if err != nil {
@@ -298,7 +325,7 @@ func (a *Activities) DeleteArea(ctx context.Context, in DeleteAreaInput) (Delete
 	if err := store.DeletePrefix(ctx, in.Prefix); err != nil {
 		return DeleteAreaResult{}, nonRetryable(err)
 	}
-	activity.GetLogger(ctx).Info("area removed", "zone", in.Zone, "prefix", in.Prefix, "files", len(files))
+	activity.GetLogger(ctx).Info("area removed", "zone", in.Zone, "destination", in.Destination, "prefix", in.Prefix, "files", len(files))
 	return DeleteAreaResult{Removed: len(files)}, nil
 }
 

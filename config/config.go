@@ -8,12 +8,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/airlockhq/airlock/activities"
 	"github.com/airlockhq/airlock/auth"
 	"github.com/airlockhq/airlock/connectors"
 	"github.com/airlockhq/airlock/connectors/azureblob"
@@ -105,7 +109,37 @@ type Config struct {
 		TemporalUI string      `yaml:"temporalUI"`
 		Auth       auth.Config `yaml:"auth"`
 	} `yaml:"api"`
+	// Egress configures releases out of the workspaces: the only places
+	// an egress can release to, and the key its manifests are signed with.
+	Egress EgressConfig `yaml:"egress"`
 }
+
+// EgressConfig is the egress block.
+type EgressConfig struct {
+	// SigningKey names the secret (a file in secrets.dir, or an
+	// AIRLOCK_SECRET_<KEY> variable) that holds the Ed25519 private key,
+	// PKCS#8 PEM as `openssl genpkey -algorithm ed25519` writes it, that
+	// release manifests are signed with. make dev writes one.
+	SigningKey string `yaml:"signingKey"`
+	// Destinations are the places an egress may release to, by name.
+	Destinations []DestinationConfig `yaml:"destinations"`
+}
+
+// DestinationConfig is one egress destination: its name (a valid name,
+// unique), what it is for, and its store given like stores.staging (path
+// for a local folder, or type s3/azureblob with url, prefix, endpoint,
+// region, pathStyle and credentials by secret reference).
+type DestinationConfig struct {
+	StoreConfig `yaml:",inline"`
+	Description string `yaml:"description"`
+	// Revocable says whether released copies may be deleted there (a
+	// revocation or the end of retention); default true. Set it false for
+	// a write-once destination: deletions then leave the copies and say so.
+	Revocable *bool `yaml:"revocable"`
+}
+
+// IsRevocable reports whether released copies may be deleted at d.
+func (d DestinationConfig) IsRevocable() bool { return d.Revocable == nil || *d.Revocable }
 
 // PartsConfig tunes an object store's transfers: the size of each part
 // (multipart upload part, block, ranged read) and how many move at once.
@@ -186,6 +220,9 @@ func Load(path string) (*Config, model.PolicyBook, error) {
 	if err := book.Validate(); err != nil {
 		return nil, book, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := c.Egress.check(abs, map[string]string{"stores.staging": c.Stores.Staging.Path, "stores.workspaces": c.Stores.Workspaces.Path}); err != nil {
+		return nil, book, fmt.Errorf("%s: %w", path, err)
+	}
 	if c.Uploads.ExpireAfter == 0 {
 		c.Uploads.ExpireAfter = model.Duration(workflows.DefaultUploadExpiry)
 	}
@@ -238,6 +275,52 @@ func (s *StoreConfig) check(field, holds string) error {
 	return nil
 }
 
+// check validates the egress block: each destination's name (valid,
+// unique) and store, and a signing key when there are destinations.
+// Destinations' local paths are resolved with abs, and may not overlap a
+// local store (by field): a release must never write into the quarantine
+// or a workspace.
+func (e *EgressConfig) check(abs func(string) string, stores map[string]string) error {
+	names := map[string]int{}
+	for i := range e.Destinations {
+		d := &e.Destinations[i]
+		field := fmt.Sprintf("egress.destinations[%d]", i)
+		name := d.Name
+		switch {
+		case name == "":
+			return fmt.Errorf("%s.name: missing: name the destination (requesters ask for it by name; %s)", field, model.NameRule)
+		case !model.ValidName(name):
+			return fmt.Errorf("%s.name: invalid name %q: %s", field, name, model.NameRule)
+		}
+		if j, dup := names[name]; dup {
+			return fmt.Errorf("%s.name: a second destination named %q (also egress.destinations[%d]): destination names must be unique", field, name, j)
+		}
+		names[name] = i
+		if err := d.check(field, "the released outputs of "+name); err != nil {
+			return err
+		}
+		// check names the store after its field; the destination keeps
+		// its own name (OpenDestinations names the store by field).
+		d.Name = name
+		d.Path = abs(d.Path)
+		for _, other := range slices.Sorted(maps.Keys(stores)) {
+			if d.Path != "" && stores[other] != "" && (within(d.Path, stores[other]) || within(stores[other], d.Path)) {
+				return fmt.Errorf("%s.path: %s overlaps %s (%s): a destination must be a folder of its own, outside the quarantine and the workspaces", field, d.Path, other, stores[other])
+			}
+		}
+	}
+	if len(e.Destinations) > 0 && strings.TrimSpace(e.SigningKey) == "" {
+		return fmt.Errorf("egress.signingKey: missing: name the secret that holds the Ed25519 private key release manifests are signed with (make one with `openssl genpkey -algorithm ed25519`)")
+	}
+	return nil
+}
+
+// within reports whether folder p is dir or inside it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // SecretProvider resolves the secret references of connections and stores
 // as the secrets block says.
 func (c *Config) SecretProvider() *secrets.Provider {
@@ -257,25 +340,7 @@ func (c *Config) AzureBlobOptions() azureblob.Options {
 // OpenStores opens the staging and workspace stores: local folders, S3
 // buckets or Azure Blob containers, their credentials resolved now.
 func (c *Config) OpenStores(ctx context.Context) (staging, workspaces connectors.Store, err error) {
-	provider := c.SecretProvider()
-	factories := map[string]connectors.StoreFactory{
-		model.ConnS3:        s3.StoreFactory(provider, c.S3Options()),
-		model.ConnAzureBlob: azureblob.StoreFactory(provider, c.AzureBlobOptions()),
-	}
-	open := func(sc StoreConfig) (connectors.Store, error) {
-		if sc.Type == StoreLocal {
-			st, err := localstore.New(sc.Path)
-			if err != nil {
-				return nil, fmt.Errorf("%s.path: %w", sc.Name, err)
-			}
-			return st, nil
-		}
-		st, err := factories[sc.Type](ctx, sc.Connection)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.Name, err)
-		}
-		return st, nil
-	}
+	open := c.storeOpener(ctx)
 	if staging, err = open(c.Stores.Staging); err != nil {
 		return nil, nil, err
 	}
@@ -283,4 +348,50 @@ func (c *Config) OpenStores(ctx context.Context) (staging, workspaces connectors
 		return nil, nil, err
 	}
 	return staging, workspaces, nil
+}
+
+// OpenDestinations opens the egress destinations' stores, by name, their
+// credentials resolved now.
+func (c *Config) OpenDestinations(ctx context.Context) (map[string]activities.EgressDestination, error) {
+	open := c.storeOpener(ctx)
+	out := make(map[string]activities.EgressDestination, len(c.Egress.Destinations))
+	for i, d := range c.Egress.Destinations {
+		// The store's errors name its field, as the stores' do.
+		sc := d.StoreConfig
+		sc.Name = fmt.Sprintf("egress.destinations[%d]", i)
+		st, err := open(sc)
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		out[d.Name] = activities.EgressDestination{Store: st, Description: d.Description, Revocable: d.IsRevocable()}
+	}
+	return out, nil
+}
+
+// storeOpener opens stores as the config says: a local folder, or an S3
+// or Azure Blob store through its factory.
+func (c *Config) storeOpener(ctx context.Context) func(StoreConfig) (connectors.Store, error) {
+	provider := c.SecretProvider()
+	factories := map[string]connectors.StoreFactory{
+		model.ConnS3:        s3.StoreFactory(provider, c.S3Options()),
+		model.ConnAzureBlob: azureblob.StoreFactory(provider, c.AzureBlobOptions()),
+	}
+	return func(sc StoreConfig) (connectors.Store, error) {
+		if sc.Type == StoreLocal {
+			st, err := localstore.New(sc.Path)
+			if err != nil {
+				return nil, fmt.Errorf("%s.path: %w", sc.Name, err)
+			}
+			return st, nil
+		}
+		f, ok := factories[sc.Type]
+		if !ok {
+			return nil, fmt.Errorf("%s.type: unknown store type %q (expected %s, %s or %s)", sc.Name, sc.Type, StoreLocal, model.ConnS3, model.ConnAzureBlob)
+		}
+		st, err := f(ctx, sc.Connection)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.Name, err)
+		}
+		return st, nil
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,88 @@ func TestDirectoryAttestedRoles(t *testing.T) {
 		}
 		if got := d.Admits("zed", []string{"data-engineer"}, "data-engineer"); got != tc.want {
 			t.Errorf("%s: an attested data-engineer admitted = %v; want %v", tc.directory, got, tc.want)
+		}
+	}
+}
+
+func TestEgressConfig(t *testing.T) {
+	p := writeConfig(t, `stores:
+  staging: {path: staging}
+  workspaces: {path: workspaces}
+egress:
+  signingKey: airlock-egress-signing-key
+  destinations:
+  - name: partner-outbox
+    description: the partner's drop
+    path: outbox
+  - name: archive
+    description: write-once archive
+    type: s3
+    url: s3://archive/released
+    endpoint: http://127.0.0.1:7070
+    pathStyle: true
+    credentials: {accessKeyIdKey: a, secretAccessKeyKey: b}
+    revocable: false`)
+	cfg, _, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	e := cfg.Egress
+	if e.SigningKey != "airlock-egress-signing-key" || len(e.Destinations) != 2 {
+		t.Fatalf("egress = %+v", e)
+	}
+	out, arc := e.Destinations[0], e.Destinations[1]
+	if out.Name != "partner-outbox" || out.Type != StoreLocal || out.Path != filepath.Join(dir, "outbox") || !out.IsRevocable() || out.Description != "the partner's drop" {
+		t.Errorf("outbox = %+v; want a revocable local store at %s", out, filepath.Join(dir, "outbox"))
+	}
+	if arc.Name != "archive" || arc.Type != "s3" || arc.URL != "s3://archive/released" || !arc.PathStyle || arc.Credentials.SecretAccessKeyKey != "b" || arc.IsRevocable() {
+		t.Errorf("archive = %+v; want the s3 store as written, not revocable", arc)
+	}
+
+	// Opening needs no server for a local folder; the s3 one is left out.
+	cfg.Egress.Destinations = cfg.Egress.Destinations[:1]
+	dests, err := cfg.OpenDestinations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := dests["partner-outbox"]
+	if len(dests) != 1 || !ok || !d.Revocable || d.Description != "the partner's drop" || d.Store.URL("x") != "file://"+filepath.ToSlash(filepath.Join(dir, "outbox", "x")) {
+		t.Errorf("destinations = %+v", dests)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "outbox")); err != nil || !fi.IsDir() {
+		t.Errorf("the outbox folder was not made: %v", err)
+	}
+
+	// No egress block: no destinations, and nothing is required.
+	cfg, _, err = Load(writeConfig(t, "stores:\n  staging: {path: s}\n  workspaces: {path: ws}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dests, err := cfg.OpenDestinations(context.Background()); err != nil || len(dests) != 0 {
+		t.Errorf("no egress block: destinations %v, err %v", dests, err)
+	}
+}
+
+func TestEgressConfigRefusals(t *testing.T) {
+	const stores = "stores:\n  staging: {path: staging}\n  workspaces: {path: workspaces}\n"
+	for _, tc := range []struct{ egress, want string }{
+		{"egress:\n  signingKey: k\n  destinations:\n  - {path: out}", "egress.destinations[0].name: missing"},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: Partner_Outbox, path: out}", `egress.destinations[0].name: invalid name "Partner_Outbox"`},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, path: a}\n  - {name: out, path: b}", `egress.destinations[1].name: a second destination named "out" (also egress.destinations[0])`},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out}", "egress.destinations[0]: missing: give path (a local folder) or type (s3, azureblob) and url"},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, type: s3}", "egress.destinations[0].url: missing"},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, type: ftp, url: ftp://x}", `egress.destinations[0].type: unknown store type "ftp"`},
+		{"egress:\n  destinations:\n  - {name: out, path: out}", "egress.signingKey: missing"},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, path: workspaces/outbox}", "egress.destinations[0].path: " + "PLACEHOLDER"},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, path: .}", "overlaps stores."},
+		{"egress:\n  signingKey: k\n  destinations:\n  - {name: out, path: out, colour: red}", "field colour not found"},
+	} {
+		p := writeConfig(t, stores+tc.egress)
+		want := strings.Replace(tc.want, "PLACEHOLDER", filepath.Join(filepath.Dir(p), "workspaces", "outbox")+" overlaps stores.workspaces", 1)
+		_, _, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v; want %q", tc.egress, err, want)
 		}
 	}
 }

@@ -52,13 +52,16 @@ type CheckResult struct {
 const (
 	CrateFileName   = "ro-crate-metadata.json"
 	BindingFileName = "airlock-binding.yaml"
+	// An egress's release manifest and its signature (releasemanifest).
+	ReleaseManifestFileName  = "release-manifest.json"
+	ReleaseSignatureFileName = "release-manifest.json.sig"
 )
 
 // ReservedPath explains why p (clean) cannot be one of a request's files
 // because Airlock keeps something of its own there, or returns "".
 func ReservedPath(p string) string {
 	switch {
-	case p == CrateFileName || p == BindingFileName:
+	case p == CrateFileName || p == BindingFileName || p == ReleaseManifestFileName || p == ReleaseSignatureFileName:
 		return fmt.Sprintf("%s is where Airlock writes its own %s at the top of the request: rename the file or put it in a folder", p, p)
 	case p == UploadStateFolder || strings.HasPrefix(p, UploadStateFolder+"/"):
 		return fmt.Sprintf("%s is under %s/, the folder that holds the upload bookkeeping: rename the folder", p, UploadStateFolder)

@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/airlockhq/airlock/releasemanifest"
 	"github.com/airlockhq/airlock/testservers"
 	"github.com/airlockhq/airlock/workflows"
 )
@@ -63,6 +65,11 @@ const (
 	s3AccessKeyIDKey     = "dev-s3-access-key-id"
 	s3SecretAccessKeyKey = "dev-s3-secret-access-key"
 	azuriteAccountKeyKey = "dev-azurite-account-key"
+	// egressSigningKeyKey is the secret holding the key release manifests
+	// are signed with (deploy/dev/airlock.yaml egress.signingKey), and
+	// egressPublicKeyFile where its public key is written for verifiers.
+	egressSigningKeyKey = "airlock-egress-signing-key"
+	egressPublicKeyFile = "egress-signing-key.pub.pem"
 	// sampleBucket is both the S3 bucket and the Azure container seeded
 	// with examples/sample-data/clinic under samplePrefix.
 	sampleBucket = "sample-data"
@@ -116,6 +123,10 @@ func run(want ports, config, state string) error {
 		return err
 	}
 	if err := writeDevSecrets(filepath.Join(state, "secrets")); err != nil {
+		return err
+	}
+	signingKeyID, err := ensureSigningKey(filepath.Join(state, "secrets"), filepath.Join(state, egressPublicKeyFile))
+	if err != nil {
 		return err
 	}
 	got := ports{temporal: freeOr(want.temporal), ui: freeOr(want.ui), api: freeOr(want.api)}
@@ -239,6 +250,7 @@ Airlock is running.
 		fmt.Printf("  Azure Blob:       %s, container %s (Azurite; data in %s)\n", az.BlobEndpoint, sampleBucket, az.Dir)
 	}
 	fmt.Printf("  Secrets:          %s (the examples name these keys: %s, %s, %s)\n", filepath.Join(state, "secrets"), s3AccessKeyIDKey, s3SecretAccessKeyKey, azuriteAccountKeyKey)
+	fmt.Printf("  Egress signing:   key %s in %s (public key: %s)\n", signingKeyID, filepath.Join(state, "secrets", egressSigningKeyKey), filepath.Join(state, egressPublicKeyFile))
 	fmt.Printf("  Worker config:    %s\n", config)
 	for _, s := range seeded {
 		fmt.Printf("  %s\n", s)
@@ -306,6 +318,47 @@ func writeDevSecrets(dir string) error {
 		}
 	}
 	return nil
+}
+
+// ensureSigningKey makes the development key that release manifests are
+// signed with, in the secrets folder, unless one is there already (a key
+// kept across restarts keeps earlier releases verifiable), and writes its
+// public key to pubFile for verifiers. It returns the key's id.
+func ensureSigningKey(secretsDir, pubFile string) (string, error) {
+	keyFile := filepath.Join(secretsDir, egressSigningKeyKey)
+	privPEM, err := os.ReadFile(keyFile)
+	if errors.Is(err, os.ErrNotExist) {
+		if privPEM, _, err = releasemanifest.GenerateKey(); err != nil {
+			return "", err
+		}
+		// O_EXCL: never overwrite a key that appeared meanwhile.
+		f, err := os.OpenFile(keyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("writing the egress signing key: %w", err)
+		}
+		_, werr := f.Write(privPEM)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(keyFile)
+			return "", fmt.Errorf("writing the egress signing key %s: %w", keyFile, werr)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("reading the egress signing key: %w", err)
+	}
+	priv, err := releasemanifest.ParsePrivateKey(privPEM)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (delete the file and run make dev again to make a new key; releases signed with the old key then no longer verify with the new public key)", keyFile, err)
+	}
+	pubPEM, err := releasemanifest.PublicKeyPEM(priv)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(pubFile, pubPEM, 0o644); err != nil {
+		return "", fmt.Errorf("writing the egress public key: %w", err)
+	}
+	return releasemanifest.KeyID(priv.Public().(ed25519.PublicKey)), nil
 }
 
 // startVersityGW starts versitygw on 127.0.0.1:port serving state/s3, with
