@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -59,12 +60,15 @@ type requestRun struct {
 	// workspace and binding say where an approved request is released.
 	workspace string
 	binding   string
+	// ds is the data source an import or upload brings in (nil for an
+	// egress), for its retention annotation.
+	ds *model.DataSource
 }
 
 // newRequestRun lays out a request's status as it starts, in state.
 func newRequestRun(ctx workflow.Context, kind model.Kind, state model.State, ds model.DataSource, workspace, requester, via, binding, failType string) *requestRun {
 	spec := ds.Spec
-	r := &requestRun{failType: failType, workspace: workspace, binding: binding}
+	r := &requestRun{failType: failType, workspace: workspace, binding: binding, ds: &ds}
 	r.status = model.RequestStatus{
 		ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Kind: kind, State: state,
 		DataSource: ds.Metadata.Name, DisplayName: spec.DisplayName, Project: spec.Project.ID,
@@ -81,8 +85,8 @@ func newRequestRun(ctx workflow.Context, kind model.Kind, state model.State, ds 
 func validateRequest(id string, kind model.Kind, wantType string, ds model.DataSource, workspace, requester, binding string) []string {
 	var problems []string
 	// The request id names its staging and workspace folders.
-	if _, err := model.CleanRelPath(id); err != nil || strings.Contains(id, "/") {
-		problems = append(problems, fmt.Sprintf("workflow id %q cannot name a request's folder: use letters, digits and '-' (the CLI and the API make one)", id))
+	if msg := validRequestID(id); msg != "" {
+		problems = append(problems, msg)
 	}
 	if errs := ds.Validate(); len(errs) > 0 {
 		problems = append(problems, errs.Error())
@@ -99,17 +103,42 @@ func validateRequest(id string, kind model.Kind, wantType string, ds model.DataS
 	if binding != "" && !model.ValidName(binding) {
 		problems = append(problems, fmt.Sprintf("binding: invalid binding name %q: %s", binding, model.NameRule))
 	}
+	if _, err := model.RetentionFor(model.Policy{}, &ds); err != nil {
+		problems = append(problems, err.Error())
+	}
 	return problems
+}
+
+// validRequestID says why id cannot name a request's folders, or "".
+func validRequestID(id string) string {
+	if _, err := model.CleanRelPath(id); err != nil || strings.Contains(id, "/") {
+		return fmt.Sprintf("workflow id %q cannot name a request's folder: use letters, digits and '-' (the CLI and the API make one)", id)
+	}
+	return ""
 }
 
 // registerHandlers serves the state query, the decide and cancel Updates
 // and the decide Signal.
 func (r *requestRun) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (model.RequestStatus, error) {
-		return r.status, nil
-	}); err != nil {
+	if err := r.registerQuery(ctx); err != nil {
 		return err
 	}
+	if err := r.registerDecide(ctx); err != nil {
+		return err
+	}
+	return r.registerCancel(ctx)
+}
+
+// registerQuery serves the state query: the request's status as it stands.
+func (r *requestRun) registerQuery(ctx workflow.Context) error {
+	return workflow.SetQueryHandler(ctx, QueryState, func() (model.RequestStatus, error) {
+		return r.status, nil
+	})
+}
+
+// registerDecide serves the decide Update and Signal of an import's or an
+// upload's approval stages.
+func (r *requestRun) registerDecide(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, d model.DecisionRequest) (DecisionResult, error) {
 			if d.Via == "" {
@@ -130,6 +159,21 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
+	signals := workflow.GetSignalChannel(ctx, SignalDecide)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		for {
+			var raw json.RawMessage
+			if !signals.Receive(gctx, &raw) {
+				return
+			}
+			r.onSignal(ctx, raw)
+		}
+	})
+	return nil
+}
+
+// registerCancel serves the cancel Update.
+func (r *requestRun) registerCancel(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
 		func(ctx workflow.Context, c model.CancelRequest) (CancelResult, error) {
 			if err := r.status.CheckCancel(c, r.dir); err != nil {
@@ -158,16 +202,6 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	signals := workflow.GetSignalChannel(ctx, SignalDecide)
-	workflow.Go(ctx, func(gctx workflow.Context) {
-		for {
-			var raw json.RawMessage
-			if !signals.Receive(gctx, &raw) {
-				return
-			}
-			r.onSignal(ctx, raw)
-		}
-	})
 	return nil
 }
 
@@ -328,7 +362,11 @@ func rootMessage(err error, kind model.Kind) string {
 	return err.Error()
 }
 
-// finish ends the request in state, cleans the staging area, and returns.
+// finish ends the request in state and returns. Its staging area is
+// removed at once, or, when the request did not succeed and its policy
+// keeps staging for a grace period, by a RetentionWorkflow when that ends.
+// A completed import's or upload's workspace copy is deleted by a
+// RetentionWorkflow when its retention (policy or data source) ends.
 func (r *requestRun) finish(ctx workflow.Context, state model.State, reason string) (requestResult, error) {
 	// Cleanup must run even if the workflow itself was cancelled.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -343,10 +381,38 @@ func (r *requestRun) finish(ctx workflow.Context, state model.State, reason stri
 	if err := r.transition(dctx, state); err != nil {
 		return requestResult{}, err
 	}
-	r.deleteArea(dctx, activities.ZoneStaging, activities.StagingPrefix(r.status.ID))
+	stagingPrefix := activities.StagingPrefix(r.status.ID)
+	if grace := time.Duration(r.policy.Retention.StagingGrace); grace > 0 && state != model.StateCompleted {
+		r.scheduleDeletion(dctx, model.ScheduledDeletion{Zone: activities.ZoneStaging, Prefix: stagingPrefix, Location: r.status.Location,
+			DueAt: now.Add(grace), Reason: fmt.Sprintf("the request ended %s; its policy keeps staging for %s (spec.retention.stagingGrace)", state, grace)})
+	} else {
+		r.deleteArea(dctx, activities.ZoneStaging, stagingPrefix)
+	}
+	if state == model.StateCompleted {
+		if keep, _ := model.RetentionFor(r.policy, r.ds); keep > 0 {
+			r.scheduleDeletion(dctx, model.ScheduledDeletion{Zone: activities.ZoneWorkspace,
+				Prefix: activities.WorkspacePrefix(r.workspace, r.status.DataSource, r.status.ID), Location: r.status.Location,
+				DueAt: now.Add(keep), Reason: fmt.Sprintf("released data is kept for %s (%s)", keep, r.retentionSource())})
+		}
+	}
 	if state != model.StateCompleted {
 		r.status.Location = ""
 	}
+	return r.close(dctx, state, reason)
+}
+
+// retentionSource says where a released retention period came from.
+func (r *requestRun) retentionSource() string {
+	if r.ds != nil {
+		if _, ok := r.ds.Metadata.Annotations[model.RetentionAnnotation]; ok {
+			return "the data source's " + model.RetentionAnnotation + " annotation"
+		}
+	}
+	return "policy " + r.status.Policy + " spec.retention.released"
+}
+
+// close waits for the handlers still running and returns the run's result.
+func (r *requestRun) close(dctx workflow.Context, state model.State, reason string) (requestResult, error) {
 	r.refreshDetails(dctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	res := requestResult{State: state, Location: r.status.Location, ManifestDigest: r.status.ManifestDigest, Files: len(r.status.Files), Error: reason}
@@ -359,18 +425,54 @@ func (r *requestRun) finish(ctx workflow.Context, state model.State, reason stri
 	return res, nil
 }
 
+// scheduleDeletion starts the RetentionWorkflow that deletes d when it is
+// due, and records it. The RetentionWorkflow outlives the request (its
+// parent close policy is ABANDON); it is started before this returns, so a
+// request never ends with a deletion it only meant to schedule.
+func (r *requestRun) scheduleDeletion(ctx workflow.Context, d model.ScheduledDeletion) {
+	zone := d.Zone
+	if d.Destination != "" {
+		zone = d.Zone + "-" + d.Destination
+	}
+	d.WorkflowID = r.status.ID + "-delete-" + zone
+	in := RetentionInput{Request: r.status.ID, Kind: r.status.Kind, Project: r.status.Project, DataSource: r.status.DataSource,
+		Workspace: r.status.Workspace, Deletion: d}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            d.WorkflowID,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:         retentionSummary(in),
+		TypedSearchAttributes: retentionAttributes(in, RetentionScheduled),
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, RetentionWorkflowName, in)
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		// It could not be started (an id in use): delete now rather than
+		// keep data past its time with nothing to delete it.
+		workflow.GetLogger(ctx).Error("could not schedule a deletion; deleting now", "zone", d.Zone, "prefix", d.Prefix, "error", err.Error())
+		r.deleteArea(ctx, d.Zone, d.Prefix)
+		return
+	}
+	r.status.Deletions = append(r.status.Deletions, d)
+	r.refreshDetails(ctx)
+}
+
 // deleteArea removes a staging or workspace area. Deletion is retried until it
 // succeeds: it is never dropped.
 func (r *requestRun) deleteArea(ctx workflow.Context, zone, prefix string) {
-	// Disconnected: a cancelled workflow must still remove what it wrote.
+	r.deleteAreaResult(ctx, activities.DeleteAreaInput{Zone: zone, Prefix: prefix})
+}
+
+// deleteAreaResult removes an area, retrying until it succeeds, and says
+// what it removed. It runs disconnected: a cancelled workflow must still
+// remove what it wrote.
+func (r *requestRun) deleteAreaResult(ctx workflow.Context, in activities.DeleteAreaInput) activities.DeleteAreaResult {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
 	}
 	var res activities.DeleteAreaResult
-	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.DeleteArea,
-		activities.DeleteAreaInput{Zone: zone, Prefix: prefix}).Get(ctx, &res)
+	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.DeleteArea, in).Get(ctx, &res)
+	return res
 }
 
 // transition records a new state: search attributes, current details.
@@ -381,11 +483,15 @@ func (r *requestRun) transition(ctx workflow.Context, state model.State) error {
 	if role := r.status.AwaitingRole(); role != "" {
 		awaiting = KeyAwaitingRole.ValueSet(role)
 	}
+	dataSource := KeyDataSource.ValueUnset()
+	if r.status.DataSource != "" {
+		dataSource = KeyDataSource.ValueSet(r.status.DataSource)
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		KeyKind.ValueSet(string(r.status.Kind)),
 		KeyState.ValueSet(string(state)),
 		KeyProject.ValueSet(r.status.Project),
-		KeyDataSource.ValueSet(r.status.DataSource),
+		dataSource,
 		KeyWorkspace.ValueSet(r.status.Workspace),
 		KeyRequester.ValueSet(r.status.Requester),
 		awaiting,
@@ -418,7 +524,16 @@ func Details(s model.RequestStatus) string {
 	case model.StateChecking:
 		b.WriteString("Checking the uploaded files: that they are the ones confirmed, at their sizes, within the upload limits, and fingerprinting each with SHA-256; the CheckUpload activity's heartbeat details show its progress.\n\n")
 	case model.StateAwaitingApproval:
-		if i := s.CurrentStage(); i >= 0 {
+		if i := s.CurrentStage(); i >= 0 && s.Egress != nil {
+			st := s.Stages[i]
+			fmt.Fprintf(&b, "**Waiting on:** stage `%s`: output checkers of role `%s` (%d of %d reviews in turn %d; reviews are revealed when all are in)", st.Name, st.Role, s.Egress.ReviewsIn, s.Egress.ReviewsNeeded, s.Egress.Turn)
+			if st.DeadlineAt != nil {
+				fmt.Fprintf(&b, ", deadline %s", st.DeadlineAt.UTC().Format(time.RFC3339))
+			}
+			b.WriteString("\n\n")
+			fmt.Fprintf(&b, "Review with `airlock egress review %s --as USER --approve PATH --request-changes PATH=WHY --reject PATH=WHY`, or send the `%s` signal with {\"stage\":\"%s\",\"by\":\"USER\",\"turn\":%d,\"manifest_digest\":\"%s\",\"files\":[{\"path\":\"...\",\"verdict\":\"approve\"}]} (a verdict for each of: %s).\n\n",
+				s.ID, SignalReview, st.Name, s.Egress.Turn, s.ManifestDigest, strings.Join(s.Egress.OpenFiles(), ", "))
+		} else if i >= 0 {
 			st := s.Stages[i]
 			fmt.Fprintf(&b, "**Waiting on:** stage `%s`: a member of role `%s` (%d of %d approvals)", st.Name, st.Role, st.Approvals(), st.Required)
 			if st.DeadlineAt != nil {
@@ -428,7 +543,28 @@ func Details(s model.RequestStatus) string {
 			fmt.Fprintf(&b, "Decide with `airlock approve %s --stage %s --as USER`, or send the `%s` signal with {\"stage\":\"%s\",\"by\":\"USER\",\"decision\":\"approve\",\"manifest_digest\":\"%s\"}.\n\n", s.ID, st.Name, SignalDecide, st.Name, s.ManifestDigest)
 		}
 	case model.StateReleasing:
-		fmt.Fprintf(&b, "Copying the approved files into workspace `%s`.\n\n", s.Workspace)
+		if s.Egress != nil {
+			fmt.Fprintf(&b, "Copying the approved files to destination `%s`, checking each digest again, then writing the signed release manifest.\n\n", s.Egress.Destination)
+		} else {
+			fmt.Fprintf(&b, "Copying the approved files into workspace `%s`.\n\n", s.Workspace)
+		}
+	case model.StateReturned:
+		fmt.Fprintf(&b, "**Waiting on:** %s to change the files in workspace `%s` and resubmit (`airlock egress resubmit %s --as %s`), or withdraw the request.\n\n", s.Requester, s.Workspace, s.ID, s.Requester)
+	case model.StateReleased:
+		if s.Egress != nil && s.Egress.Release != nil {
+			rel := s.Egress.Release
+			fmt.Fprintf(&b, "Released %d file(s) (%s) to destination `%s` at %s; signed manifest %s (key %s). Revocable with `airlock revoke %s --as USER --reason WHY`.\n\n",
+				rel.Files, model.FormatBytes(rel.Bytes), s.Egress.Destination, rel.At.UTC().Format(time.RFC3339), rel.ManifestURL, rel.KeyID, s.ID)
+		}
+	case model.StateRevoked:
+		if s.Egress != nil && s.Egress.Revocation != nil {
+			v := s.Egress.Revocation
+			fmt.Fprintf(&b, "Revoked by %s at %s: %s. Removed %d released file(s).", v.By, v.At.UTC().Format(time.RFC3339), v.Reason, v.Removed)
+			if v.Note != "" {
+				fmt.Fprintf(&b, " %s", v.Note)
+			}
+			b.WriteString("\n\n")
+		}
 	}
 	if s.Error != "" {
 		fmt.Fprintf(&b, "**Reason:** %s\n\n", s.Error)
@@ -448,6 +584,25 @@ func Details(s model.RequestStatus) string {
 		fmt.Fprintf(&b, "- check `%s`: %s: %s\n", c.Name, outcome, c.Message)
 	}
 	if len(s.Checks) > 0 {
+		b.WriteString("\n")
+	}
+	if e := s.Egress; e != nil {
+		fmt.Fprintf(&b, "**Destination:** `%s`; **turn** %d; **justification:** %s\n\n", e.Destination, e.Turn, e.Justification)
+		for _, f := range e.Files {
+			fmt.Fprintf(&b, "- `%s` (%s, turn %d): %s", f.Path, model.FormatBytes(f.Size), f.Turn, f.Verdict)
+			if len(f.Flags) > 0 {
+				fmt.Fprintf(&b, "; flagged by %s", strings.Join(f.Flags, ", "))
+			}
+			b.WriteString("\n")
+		}
+		if len(e.Files) > 0 {
+			b.WriteString("\n")
+		}
+	}
+	for _, d := range s.Deletions {
+		fmt.Fprintf(&b, "- deletion of %s `%s` due %s (run `%s`)\n", d.Zone, d.Prefix, d.DueAt.UTC().Format(time.RFC3339), d.WorkflowID)
+	}
+	if len(s.Deletions) > 0 {
 		b.WriteString("\n")
 	}
 	for _, st := range s.Stages {
