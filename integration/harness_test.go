@@ -140,7 +140,7 @@ func newEnvConfig(t *testing.T, transfer, stores, extra string) *env {
 	e.staging = filepath.Join(e.dir, "staging")
 	e.workspaces = filepath.Join(e.dir, "workspaces")
 	must(t, os.MkdirAll(e.sourceRoot, 0o755))
-	for _, name := range []string{"standard-import.yaml", "standard-upload.yaml"} {
+	for _, name := range []string{"standard-import.yaml", "standard-upload.yaml", "standard-egress.yaml"} {
 		policy, err := os.ReadFile("../examples/policies/" + name)
 		must(t, err)
 		must(t, os.WriteFile(filepath.Join(e.dir, name), policy, 0o644))
@@ -155,15 +155,18 @@ sources:
 transfer:
 %s
 policies:
-  files: [standard-import.yaml, standard-upload.yaml]
+  files: [standard-import.yaml, standard-upload.yaml, standard-egress.yaml]
   rules:
   - {project: "*", kind: import, policies: [standard-import]}
   - {project: "*", kind: upload, policies: [standard-upload]}
+  - {project: "*", kind: egress, policies: [standard-egress]}
 directory:
   users:
     rita: [researcher]
     dana: [data-engineer]
     ian: [information-governance]
+    carol: [output-checker]
+    chris: [output-checker]
 `, workflows.TaskQueue, stores, extra, transfer)
 	must(t, os.WriteFile(e.config, []byte(cfg), 0o644))
 	return e

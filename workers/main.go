@@ -64,6 +64,7 @@ func run(configPath string, logger *slog.Logger) error {
 		return fmt.Errorf("connecting to Temporal at %s: %w (is the server running? set TEMPORAL_ADDRESS)", addressOf(opts), err)
 	}
 	defer c.Close()
+	acts.Temporal = c
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
 		// Send each copy checkpoint to the server when it is made, not
@@ -83,15 +84,23 @@ func run(configPath string, logger *slog.Logger) error {
 func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflowWithOptions(workflows.ImportWorkflow, workflow.RegisterOptions{Name: workflows.ImportWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.UploadWorkflow, workflow.RegisterOptions{Name: workflows.UploadWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.EgressWorkflow, workflow.RegisterOptions{Name: workflows.EgressWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.RetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.ScheduledImportWorkflow, workflow.RegisterOptions{Name: workflows.ScheduledImportWorkflowName})
 	w.RegisterActivity(acts)
 }
 
 // NewActivities builds the activities' dependencies from the config: the
-// secret provider, the stores (local folders, S3 or Azure Blob) and every
-// source connector this worker serves.
+// secret provider, the stores (local folders, S3 or Azure Blob), the egress
+// destinations and signing key name, and every source connector this
+// worker serves.
 func NewActivities(cfg *config.Config, book *model.PolicyBook) (*activities.Activities, error) {
 	provider := cfg.SecretProvider()
 	staging, workspaces, err := cfg.OpenStores(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	destinations, err := cfg.OpenDestinations(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -105,9 +114,11 @@ func NewActivities(cfg *config.Config, book *model.PolicyBook) (*activities.Acti
 			databricks.Factories(provider, databricks.Options{DefaultWarehouseID: cfg.Connectors.Databricks.WarehouseID}),
 			dlt.Factories(provider, dlt.Options{Python: cfg.Connectors.DLT.Python, FileRoot: cfg.Connectors.DLT.FileRoot}),
 		),
-		Policies: book,
-		Secrets:  provider,
-		WorkDir:  cfg.WorkDir,
+		Policies:     book,
+		Secrets:      provider,
+		WorkDir:      cfg.WorkDir,
+		Destinations: destinations,
+		SigningKey:   cfg.Egress.SigningKey,
 		Transfer: activities.TransferConfig{
 			BufferSize:        cfg.Transfer.BufferSize,
 			CheckpointEvery:   time.Duration(cfg.Transfer.CheckpointEvery),
