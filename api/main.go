@@ -24,6 +24,19 @@
 //	POST /api/v1/uploads                       {"project", "workspace", "display_name", "description", "license", "publisher", "policy"} -> 201
 //	GET  /api/v1/uploads/{id}/files            the files uploaded so far
 //	POST /api/v1/uploads/{id}/confirm          every file is there: the request moves to CHECKING
+//	GET  /api/v1/schedules                     the import schedules the caller may see (import:<project> or read:<project>)
+//	POST /api/v1/schedules                     {"document", "workspace", "policy", "cron", "id", "note"} -> 201 {"id"}
+//	GET  /api/v1/schedules/{id}                one schedule: cron, state, next runs, recent runs, counts
+//	POST /api/v1/schedules/{id}/pause          {"note"} (optional); pausing, unpausing and deleting need import:<project>
+//	POST /api/v1/schedules/{id}/unpause        {"note"} (optional)
+//	DELETE /api/v1/schedules/{id}              the schedule fires no more; imports it started go on
+//	POST /api/v1/egress                        {"workspace", "project", "destination", "files", "justification", "policy", "id"} -> 201 {"id", "state"}
+//	GET  /api/v1/egress/destinations           the destinations the configuration agrees: name, description, revocable
+//	GET  /api/v1/egress/public-key             the release signing key's public half (PEM; key id in Airlock-Key-Id)
+//	POST /api/v1/requests/{id}/reviews         {"stage", "turn", "files": [{"path", "verdict", "comment"}], "comment", "manifest_digest"}
+//	POST /api/v1/requests/{id}/resubmit        {"files", "comment"}: a new turn of a RETURNED egress
+//	POST /api/v1/requests/{id}/withdraw        {"reason"}: the requester withdraws an egress
+//	POST /api/v1/requests/{id}/revoke          {"reason"}: remove a RELEASED egress's copies
 //	     /api/v1/files/                        tus 1.0.0 (metadata request=<id>, filename=<path>)
 //
 // Console: / (my requests), /queue, /requests/{id}, /uploads/new,
@@ -138,6 +151,8 @@ func run(ctx context.Context, configPath string, o overrides, logger *slog.Logge
 	defer tc.Close()
 	srv, err := newServer(serverConfig{
 		Requests:    &requests.Service{Client: tc, TaskQueue: cfg.TaskQueue},
+		Schedules:   &requests.Service{Client: tc, TaskQueue: cfg.TaskQueue},
+		Egress:      egressSettingsFrom(cfg),
 		Auth:        authn,
 		Staging:     staging,
 		Workspaces:  workspaces,

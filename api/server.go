@@ -33,6 +33,7 @@ type requestService interface {
 	Decide(ctx context.Context, id string, d model.DecisionRequest) (workflows.DecisionResult, error)
 	Cancel(ctx context.Context, id string, c model.CancelRequest) (workflows.CancelResult, error)
 	ConfirmUpload(ctx context.Context, id string, c model.UploadConfirmation) (workflows.ConfirmUploadResult, error)
+	egressService
 }
 
 // uploadReceiver is the tus endpoint that receives an upload request's
@@ -77,6 +78,10 @@ type server struct {
 	pages  *pages
 	// apiPaths lists the methods each API path takes, for 405 answers.
 	apiPaths map[string][]string
+	// schedules manages import schedules (nil: no schedule routes).
+	schedules scheduleService
+	// egress is the configuration's egress block.
+	egress egressSettings
 }
 
 // serverConfig is what newServer needs.
@@ -92,6 +97,8 @@ type serverConfig struct {
 	Namespace   string
 	Ready       func(ctx context.Context) error
 	Logger      *slog.Logger
+	Schedules   scheduleService
+	Egress      egressSettings
 }
 
 // newServer builds the server and its tus endpoint.
@@ -111,8 +118,9 @@ func newServer(c serverConfig) (*server, error) {
 		limits: c.Limits, expireAfter: c.ExpireAfter,
 		publicURL:  strings.TrimSuffix(c.PublicURL, "/"),
 		temporalUI: strings.TrimSuffix(c.TemporalUI, "/"), namespace: c.Namespace,
-		ready: c.Ready, logger: c.Logger, pages: pg,
+		ready: c.Ready, logger: c.Logger, pages: pg, egress: c.Egress,
 	}
+	s.schedules = c.Schedules
 	h, err := uploads.NewHandler(uploads.Options{
 		Store:     c.Staging,
 		Limits:    c.Limits,
@@ -157,6 +165,8 @@ func (s *server) routes() http.Handler {
 	api("GET "+apiPrefix+"/uploads/{id}/files", s.uploadFiles)
 	api("POST "+apiPrefix+"/uploads/{id}/confirm", s.confirmUpload)
 	api("GET "+apiPrefix+"/me", s.me)
+	s.scheduleRoutes(api)
+	s.egressRoutes(api)
 	mux.Handle(apiPrefix+"/", s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no API route %s %s: see the routes under %s (docs/architecture.md)", r.Method, r.URL.Path, apiPrefix)
 	}))

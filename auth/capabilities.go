@@ -9,7 +9,7 @@ import (
 
 // ValidCapabilities lists the forms a capability string may take, for
 // refusals and documentation.
-const ValidCapabilities = "import:<project>, import:*, upload:<project>, upload:*, read:own, read:<project>, read:*, approve:<stage-role>"
+const ValidCapabilities = "import:<project>, import:*, upload:<project>, upload:*, egress:<project>, egress:*, read:own, read:<project>, read:*, approve:<stage-role>"
 
 // Capabilities is what an identity may do. The zero value allows nothing.
 // They come from the config's grants (see Config.Grants), never from the
@@ -19,6 +19,8 @@ type Capabilities struct {
 	imports   map[string]bool
 	uploadAll bool
 	uploads   map[string]bool
+	egressAll bool
+	egresses  map[string]bool
 	readOwn   bool
 	readAll   bool
 	reads     map[string]bool
@@ -63,6 +65,12 @@ func (c *Capabilities) add(s string) error {
 		} else {
 			set(&c.uploads)
 		}
+	case "egress":
+		if arg == "*" {
+			c.egressAll = true
+		} else {
+			set(&c.egresses)
+		}
 	case "read":
 		switch arg {
 		case "*":
@@ -98,6 +106,12 @@ func (c Capabilities) CanImport(project string) bool {
 // CanUpload reports whether the holder may start uploads into project.
 func (c Capabilities) CanUpload(project string) bool {
 	return c.uploadAll || (project != "" && c.uploads[project])
+}
+
+// CanEgress reports whether the holder may ask for egress (outputs to
+// leave a workspace) in project.
+func (c Capabilities) CanEgress(project string) bool {
+	return c.egressAll || (project != "" && c.egresses[project])
 }
 
 // CanApprove reports whether the holder may decide stages of role.
@@ -137,6 +151,12 @@ func (c Capabilities) List() []string {
 	}
 	for _, p := range sortedKeys(c.uploads) {
 		out = append(out, "upload:"+p)
+	}
+	if c.egressAll {
+		out = append(out, "egress:*")
+	}
+	for _, p := range sortedKeys(c.egresses) {
+		out = append(out, "egress:"+p)
 	}
 	if c.readAll {
 		out = append(out, "read:*")

@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseCapabilities(t *testing.T) {
-	c, err := ParseCapabilities([]string{"import:proj-a", "upload:*", "read:own", "read:proj-b", "approve:data-engineer", "approve:information-governance"})
+	c, err := ParseCapabilities([]string{"import:proj-a", "upload:*", "egress:proj-b", "read:own", "read:proj-b", "approve:data-engineer", "approve:information-governance"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,9 @@ func TestParseCapabilities(t *testing.T) {
 		{"CanImport(\"\")", c.CanImport(""), false},
 		{"CanUpload(anything)", c.CanUpload("anything"), true},
 		{"CanUpload(\"\")", c.CanUpload(""), true},
+		{"CanEgress(proj-b)", c.CanEgress("proj-b"), true},
+		{"CanEgress(proj-a)", c.CanEgress("proj-a"), false},
+		{"CanEgress(\"\")", c.CanEgress(""), false},
 		{"CanApprove(data-engineer)", c.CanApprove("data-engineer"), true},
 		{"CanApprove(security)", c.CanApprove("security"), false},
 		{"CanApprove(\"\")", c.CanApprove(""), false},
@@ -41,7 +44,7 @@ func TestParseCapabilities(t *testing.T) {
 	if got, want := c.ApproveRoles(), []string{"data-engineer", "information-governance"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ApproveRoles = %v, want %v", got, want)
 	}
-	wantList := []string{"approve:data-engineer", "approve:information-governance", "import:proj-a", "read:own", "read:proj-b", "upload:*"}
+	wantList := []string{"approve:data-engineer", "approve:information-governance", "egress:proj-b", "import:proj-a", "read:own", "read:proj-b", "upload:*"}
 	if got := c.List(); !reflect.DeepEqual(got, wantList) {
 		t.Errorf("List = %v, want %v", got, wantList)
 	}
@@ -57,7 +60,7 @@ func TestParseCapabilities(t *testing.T) {
 		t.Errorf("JSON round trip = %v (%s)", back.List(), b)
 	}
 	var zero Capabilities
-	if zero.CanImport("x") || zero.CanUpload("x") || zero.CanApprove("x") || zero.ReadsOwn() || zero.CanReadProject("x") {
+	if zero.CanImport("x") || zero.CanUpload("x") || zero.CanEgress("x") || zero.CanApprove("x") || zero.ReadsOwn() || zero.CanReadProject("x") {
 		t.Error("the zero Capabilities allows something")
 	}
 	if b, _ := json.Marshal(zero); string(b) != "[]" {
@@ -66,7 +69,7 @@ func TestParseCapabilities(t *testing.T) {
 }
 
 func TestParseCapabilitiesRefusals(t *testing.T) {
-	for _, bad := range []string{"", "import", "import:", "imprt:x", "delete:*", "approve:*", "read: own", "import:a,b", "admin", "approve:"} {
+	for _, bad := range []string{"", "import", "import:", "imprt:x", "delete:*", "approve:*", "read: own", "import:a,b", "admin", "approve:", "egress:", "egress: p", "egres:p"} {
 		_, err := ParseCapabilities([]string{"read:own", bad})
 		if err == nil {
 			t.Errorf("ParseCapabilities(%q) accepted", bad)
@@ -88,7 +91,7 @@ func TestGrantRefusalsAtNew(t *testing.T) {
 		want   []string
 	}{
 		{"unknown capability", []Grant{{Role: "a", Capabilities: []string{"read:own"}}, {Role: "b", Capabilities: []string{"import:*", "approve-all"}}},
-			[]string{"api.auth.grants[1].capabilities[1]", `"approve-all"`, "import:<project>, import:*, upload:<project>, upload:*, read:own, read:<project>, read:*, approve:<stage-role>"}},
+			[]string{"api.auth.grants[1].capabilities[1]", `"approve-all"`, "import:<project>, import:*, upload:<project>, upload:*, egress:<project>, egress:*, read:own, read:<project>, read:*, approve:<stage-role>"}},
 		{"role and group", []Grant{{Role: "a", Group: "g", Capabilities: []string{"read:own"}}},
 			[]string{"api.auth.grants[0]", "exactly one of role and group"}},
 		{"neither", []Grant{{Capabilities: []string{"read:own"}}},
@@ -116,14 +119,14 @@ func TestGrantsMapRolesAndGroups(t *testing.T) {
 	g, err := compileGrants([]Grant{
 		{Role: "researcher", Capabilities: []string{"import:*", "read:own"}},
 		{Role: "researcher", Capabilities: []string{"upload:proj-a"}},
-		{Group: "analysts", Capabilities: []string{"read:proj-a"}},
+		{Group: "analysts", Capabilities: []string{"read:proj-a", "egress:*"}},
 		{Group: "/org/ig", Capabilities: []string{"approve:information-governance"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := g.capabilities([]string{"researcher", "unmapped"}, []string{"/analysts", "/org/ig", "/org/other"})
-	want := []string{"approve:information-governance", "import:*", "read:own", "read:proj-a", "upload:proj-a"}
+	want := []string{"approve:information-governance", "egress:*", "import:*", "read:own", "read:proj-a", "upload:proj-a"}
 	if got := c.List(); !reflect.DeepEqual(got, want) {
 		t.Errorf("capabilities = %v, want %v", got, want)
 	}
@@ -159,6 +162,7 @@ func TestCanRead(t *testing.T) {
 		{"approver of a stage role", &Identity{Username: "ian", Caps: caps("approve:information-governance")}, true},
 		{"approver of another role", &Identity{Username: "sam", Caps: caps("approve:security")}, false},
 		{"import:<project> alone", &Identity{Username: "ann", Caps: caps("import:proj-a")}, false},
+		{"egress:<project> alone", &Identity{Username: "ann", Caps: caps("egress:proj-a")}, false},
 	}
 	for _, tc := range cases {
 		if got := tc.id.CanRead(st); got != tc.want {

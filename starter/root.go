@@ -68,6 +68,9 @@ TEMPORAL_TLS_* variables, or a profile in TEMPORAL_CONFIG_FILE.`,
 	}
 	root.AddCommand(a.validateCmd(), a.importCmd(), a.statusCmd(), a.listCmd(),
 		a.decideCmd(model.Approve), a.decideCmd(model.Reject), a.cancelCmd())
+	root.AddCommand(a.egressCmd())
+	root.AddCommand(a.revokeCmd())
+	root.AddCommand(a.scheduleCmd())
 	return root
 }
 
