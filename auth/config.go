@@ -55,7 +55,8 @@ type OIDCConfig struct {
 // Grant gives capabilities to the holders of a role or the members of a
 // group (exactly one of Role and Group). Capabilities are strings of the
 // forms in ValidCapabilities: import:<project>, import:*, upload:<project>,
-// upload:*, read:own, read:<project>, read:*, approve:<stage-role>
+// upload:*, egress:<project>, egress:*, read:own, read:<project>, read:*,
+// approve:<stage-role>
 // (approve also lets the holder read requests with a stage of that role).
 type Grant struct {
 	Role         string   `yaml:"role"`

@@ -181,6 +181,47 @@ curl -fsS "$AIRLOCK_API/api/v1/requests/$U/crate" -H 'X-Airlock-Dev-User: rita' 
 curl -fsS -o /dev/null "$AIRLOCK_API/" || fail "the console at $AIRLOCK_API does not answer"
 echo "upload through the API: COMPLETED"
 
+# --- the README's egress walk-through: request, two independent checks, release, verify, revoke
+state_of() { bin/airlock status "$1" -o json | jq -r .state; }
+mkdir -p .airlock/workspaces/advanced-generic-workspace/outputs
+printf 'clinic,visits\nnorth,120\nsouth,98\n' > .airlock/workspaces/advanced-generic-workspace/outputs/visits-by-clinic.csv
+printf '# Visits\n\nTwo clinics, 218 visits in 2024.\n' > .airlock/workspaces/advanced-generic-workspace/outputs/summary.md
+EG=$(bin/airlock egress request --workspace advanced-generic-workspace --project d4e6 --destination outbox \
+  --file outputs/visits-by-clinic.csv --file outputs/summary.md \
+  --justification "Aggregate visit counts for the steering group" --as rita --wait)
+echo "egress $EG"
+bin/airlock status "$EG"
+[ "$(state_of "$EG")" = AWAITING_APPROVAL ] || fail "egress $EG is not AWAITING_APPROVAL after --wait"
+bin/airlock egress review "$EG" --as carol --approve-all --comment "aggregates only"
+bin/airlock status "$EG"
+[ "$(bin/airlock status "$EG" -o json | jq '.egress.reviews | length')" = 0 ] || fail "carol's review was revealed before chris reviewed"
+if bin/airlock egress review "$EG" --as rita --approve-all; then fail "the requester reviewed her own egress"; fi
+bin/airlock egress review "$EG" --as chris --approve-all
+for _ in $(seq 1 100); do [ "$(state_of "$EG")" = RELEASED ] && break; sleep 0.2; done
+bin/airlock status "$EG"
+[ "$(state_of "$EG")" = RELEASED ] || fail "egress $EG is $(state_of "$EG"), not RELEASED"
+ls .airlock/outbox/"$EG"
+bin/airlock egress verify .airlock/outbox/"$EG" --public-key .airlock/egress-signing-key.pub.pem || fail "the release manifest of $EG does not verify"
+base64 -d .airlock/outbox/"$EG"/release-manifest.json.sig > /tmp/walkthrough-manifest.sig
+openssl pkeyutl -verify -pubin -inkey .airlock/egress-signing-key.pub.pem -rawin \
+  -in .airlock/outbox/"$EG"/release-manifest.json -sigfile /tmp/walkthrough-manifest.sig || fail "openssl does not verify the manifest of $EG"
+cmp .airlock/outbox/"$EG"/outputs/visits-by-clinic.csv .airlock/workspaces/advanced-generic-workspace/outputs/visits-by-clinic.csv || fail "released bytes differ"
+# A tampered file is caught.
+cp -r .airlock/outbox/"$EG" /tmp/walkthrough-tampered && echo "north,7" >> /tmp/walkthrough-tampered/outputs/visits-by-clinic.csv
+if bin/airlock egress verify /tmp/walkthrough-tampered --public-key .airlock/egress-signing-key.pub.pem; then fail "a tampered release verified"; fi
+rm -rf /tmp/walkthrough-tampered
+bin/airlock revoke "$EG" --as carol --reason "the partner's data sharing agreement ended"
+for _ in $(seq 1 100); do [ "$(state_of "$EG")" = REVOKED ] && break; sleep 0.2; done
+[ "$(state_of "$EG")" = REVOKED ] || fail "egress $EG is not REVOKED"
+[ ! -e .airlock/outbox/"$EG"/release-manifest.json ] || fail "revocation left the released copies of $EG"
+
+# --- scheduled imports: create, list, pause, unpause, delete
+bin/airlock schedule create -f examples/datasources/sample-file.yaml --cron "0 2 * * 1" --as rita --note "weekly refresh"
+bin/airlock schedule list
+bin/airlock schedule pause import-sample-clinic-extract --as dana --note "source under maintenance"
+bin/airlock schedule unpause import-sample-clinic-extract --as dana
+bin/airlock schedule delete import-sample-clinic-extract
+
 # --- Ctrl-C stops everything make dev started
 trap - EXIT
 stop
