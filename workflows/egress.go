@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,7 +30,6 @@ type egressRun struct {
 	resubmitted *model.Resubmission
 	withdrawal  *model.Withdrawal
 	revocation  *model.Revocation
-	revokeErr   error
 }
 
 // egress outcomes of a turn's checks and reviews.
@@ -307,7 +307,7 @@ func (r *egressRun) changeComments(paths []string) string {
 	var out []string
 	for _, rv := range r.inRound {
 		for _, f := range rv.Files {
-			if f.Verdict == model.VerdictRequestChanges && contains(paths, f.Path) {
+			if f.Verdict == model.VerdictRequestChanges && slices.Contains(paths, f.Path) {
 				out = append(out, fmt.Sprintf("%s on %s: %q", rv.By, f.Path, firstNonEmpty(f.Comment, rv.Comment)))
 			}
 		}
@@ -539,16 +539,7 @@ func (r *egressRun) registerEgressHandlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	signals := workflow.GetSignalChannel(ctx, SignalReview)
-	workflow.Go(ctx, func(gctx workflow.Context) {
-		for {
-			var raw json.RawMessage
-			if !signals.Receive(gctx, &raw) {
-				return
-			}
-			r.onReviewSignal(ctx, raw)
-		}
-	})
+	onSignals(ctx, SignalReview, r.onReviewSignal)
 	return nil
 }
 
@@ -611,13 +602,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

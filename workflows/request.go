@@ -159,17 +159,23 @@ func (r *requestRun) registerDecide(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	signals := workflow.GetSignalChannel(ctx, SignalDecide)
+	onSignals(ctx, SignalDecide, r.onSignal)
+	return nil
+}
+
+// onSignals hands every Signal named name, undecoded, to handle, in a
+// workflow goroutine: the handler decodes it and keeps a refusal on record.
+func onSignals(ctx workflow.Context, name string, handle func(workflow.Context, json.RawMessage)) {
+	signals := workflow.GetSignalChannel(ctx, name)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		for {
 			var raw json.RawMessage
 			if !signals.Receive(gctx, &raw) {
 				return
 			}
-			r.onSignal(ctx, raw)
+			handle(ctx, raw)
 		}
 	})
-	return nil
 }
 
 // registerCancel serves the cancel Update.
